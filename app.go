@@ -1,0 +1,124 @@
+package ratewarden
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/ratewarden/ratewarden/store"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// DefaultStore is the name of the store a handler uses when it names none.
+const DefaultStore = "default"
+
+// App is the rate_limit app: the state that handlers share. It holds the
+// named stores where counters live. Configure it with the Caddyfile global
+// option `rate_limit { ... }` or under `apps.rate_limit` in JSON. With no
+// configuration at all, a memory store named "default" is used.
+type App struct {
+	// Stores maps a store name to its backend. Handlers use the store named
+	// "default" unless they name another with `store`. Each value is a
+	// store module; its "backend" field picks the module
+	// (rate_limit.stores.<backend>), for example
+	// `{"default": {"backend": "memory", "max_keys": 500000}}`.
+	// Default: a memory store named "default" with default settings.
+	StoresRaw map[string]json.RawMessage `json:"stores,omitempty" caddy:"namespace=rate_limit.stores inline_key=backend"`
+
+	stores map[string]store.Store
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "rate_limit",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision loads the configured stores and adds the default memory store
+// when none is named "default".
+func (a *App) Provision(ctx caddy.Context) error {
+	a.stores = make(map[string]store.Store)
+	for name, raw := range a.StoresRaw {
+		st, err := loadStore(ctx, name, raw)
+		if err != nil {
+			return err
+		}
+		a.stores[name] = st
+	}
+	if _, ok := a.stores[DefaultStore]; !ok {
+		st, err := loadStore(ctx, DefaultStore, json.RawMessage(`{"backend":"memory"}`))
+		if err != nil {
+			return err
+		}
+		a.stores[DefaultStore] = st
+	}
+	return nil
+}
+
+// loadStore loads one store module, telling it its name so it can keep its
+// state across reloads under that name.
+func loadStore(ctx caddy.Context, name string, raw json.RawMessage) (store.Store, error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, fmt.Errorf("store %q: %w", name, err)
+	}
+	var backend string
+	if err := json.Unmarshal(fields["backend"], &backend); err != nil || backend == "" {
+		return nil, fmt.Errorf("store %q: missing \"backend\" (for example \"memory\")", name)
+	}
+	delete(fields, "backend")
+	rest, err := json.Marshal(fields)
+	if err != nil {
+		return nil, err
+	}
+	mod, err := ctx.WithValue(store.NameCtxKey, name).LoadModuleByID("rate_limit.stores."+backend, rest)
+	if err != nil {
+		return nil, fmt.Errorf("loading store %q: %w", name, err)
+	}
+	st, ok := mod.(store.Store)
+	if !ok {
+		return nil, fmt.Errorf("store %q: module %T is not a store", name, mod)
+	}
+	return st, nil
+}
+
+// Start implements caddy.App.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App. Stores are released by their own Cleanup.
+func (a *App) Stop() error { return nil }
+
+// Store returns the store with the given name.
+func (a *App) Store(name string) (store.Store, error) {
+	if name == "" {
+		name = DefaultStore
+	}
+	st, ok := a.stores[name]
+	if !ok {
+		return nil, fmt.Errorf("no rate_limit store named %q (configured: %v)", name, a.StoreNames())
+	}
+	return st, nil
+}
+
+// StoreNames lists the configured store names, sorted.
+func (a *App) StoreNames() []string {
+	names := make([]string, 0, len(a.stores))
+	for n := range a.stores {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Interface guards
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+)

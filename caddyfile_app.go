@@ -1,0 +1,79 @@
+package ratewarden
+
+import (
+	"encoding/json"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+// parseGlobalOption parses the global `rate_limit` option into the
+// rate_limit app. Syntax:
+//
+//	rate_limit {
+//		store <backend> [<name>] {
+//			<backend options...>
+//		}
+//	}
+//
+// <backend> is a rate_limit.stores module, such as memory. <name> defaults
+// to "default", the store handlers use unless they name another.
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	app := new(App)
+	if existing != nil {
+		if prev, ok := existing.(httpcaddyfile.App); ok {
+			if err := json.Unmarshal(prev.Value, app); err != nil {
+				return nil, err
+			}
+		}
+	}
+	d.Next() // option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "store":
+			if err := app.unmarshalStore(d); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("unrecognized rate_limit global option %q", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "rate_limit", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// unmarshalStore parses one `store <backend> [<name>] { ... }` block.
+func (a *App) unmarshalStore(d *caddyfile.Dispenser) error {
+	seg := d.NewFromNextSegment()
+	seg.Next() // "store"
+	if !seg.NextArg() {
+		return seg.ArgErr()
+	}
+	backend := seg.Val()
+	name := DefaultStore
+	if seg.NextArg() {
+		name = seg.Val()
+	}
+	if seg.NextArg() {
+		return seg.ArgErr()
+	}
+	if _, dup := a.StoresRaw[name]; dup {
+		return seg.Errf("store %q is defined more than once", name)
+	}
+	seg.Reset()
+	mod, err := caddyfile.UnmarshalModule(seg, "rate_limit.stores."+backend)
+	if err != nil {
+		return err
+	}
+	if a.StoresRaw == nil {
+		a.StoresRaw = make(map[string]json.RawMessage)
+	}
+	a.StoresRaw[name] = caddyconfig.JSONModuleObject(mod, "backend", backend, nil)
+	return nil
+}
+
+var _ = caddy.Module(App{})

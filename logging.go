@@ -1,0 +1,97 @@
+package ratewarden
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Rejection logs are sampled per message: the first logSampleFirst lines
+// each second are written, then one in logSampleThereafter.
+const (
+	logSampleFirst      = 10
+	logSampleThereafter = 100
+)
+
+// provisionLogging sets up the sampled logger used on the request path.
+func (h *Handler) provisionLogging() error {
+	h.logLevel = zapcore.InfoLevel
+	if h.LogLevel != "" {
+		lvl, err := zapcore.ParseLevel(h.LogLevel)
+		if err != nil || lvl > zapcore.ErrorLevel {
+			return fmt.Errorf("log_level must be debug, info, warn or error, got %q", h.LogLevel)
+		}
+		h.logLevel = lvl
+	}
+	h.sampled = h.logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, logSampleFirst, logSampleThereafter)
+	}))
+	return nil
+}
+
+// logRejection writes one sampled line for a refused request and adds the
+// decision to the access log.
+func (h *Handler) logRejection(r *http.Request, repl *caddy.Replacer, sc *scratch, shown int) {
+	h.accessLogFields(r, sc.zones[shown].name, outcomeDenied)
+	if ce := h.sampled.Check(h.logLevel, "rate limit exceeded"); ce != nil {
+		ce.Write(h.decisionFields(repl, sc, shown)...)
+	}
+}
+
+// logShadow logs shadow denials of an allowed request and records the
+// decision in the access log.
+func (h *Handler) logShadow(r *http.Request, repl *caddy.Replacer, sc *scratch) {
+	for i := range sc.out {
+		if sc.out[i].Allowed {
+			continue
+		}
+		h.accessLogFields(r, sc.zones[i].name, outcomeShadowDenied)
+		if ce := h.sampled.Check(h.logLevel, "rate limit exceeded in shadow mode"); ce != nil {
+			ce.Write(h.decisionFields(repl, sc, i)...)
+		}
+		return
+	}
+	if len(sc.zones) > 0 {
+		h.accessLogFields(r, sc.zones[0].name, outcomeAllowed)
+	}
+}
+
+// decisionFields describes zone i's decision. The raw key appears only with
+// log_key; otherwise its hash does.
+func (h *Handler) decisionFields(repl *caddy.Replacer, sc *scratch, i int) []zap.Field {
+	z, d := sc.zones[i], sc.out[i]
+	key := sc.reqs[i].Key.String()
+	keyField := zap.String("key_hash", key)
+	if z.LogKey {
+		keyField = zap.String("key", sc.raw[i])
+	}
+	requestID, _ := repl.GetString("http.request.uuid")
+	clientIP, _ := repl.GetString("http.vars.client_ip")
+	return []zap.Field{
+		zap.String("zone", z.name),
+		keyField,
+		zap.String("algorithm", z.Algorithm),
+		zap.Int64("limit", d.Limit),
+		zap.Int64("cost", sc.reqs[i].Cost),
+		zap.Duration("retry_after", d.RetryAfter),
+		zap.Bool("shadow", z.Shadow),
+		zap.String("request_id", requestID),
+		zap.String("client_ip", clientIP),
+	}
+}
+
+// accessLogFields adds rate_limit_zone and rate_limit_decision to the
+// request's access log entry.
+func (h *Handler) accessLogFields(r *http.Request, zone, decision string) {
+	extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields)
+	if !ok {
+		return
+	}
+	extra.Set(zap.String("rate_limit_zone", zone))
+	extra.Set(zap.String("rate_limit_decision", decision))
+}

@@ -1,0 +1,77 @@
+package ratewarden
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of a zone's decision, the values of the outcome label.
+const (
+	outcomeAllowed      = "allowed"
+	outcomeDenied       = "denied"
+	outcomeShadowDenied = "shadow_denied"
+	outcomeExempt       = "exempt"
+)
+
+// metrics are created once per process and registered on every config
+// load's registry (Caddy makes a new registry for each load). No metric
+// carries a key as a label.
+var metrics = struct {
+	once      sync.Once
+	decisions *prometheus.CounterVec
+	latency   prometheus.Histogram
+}{}
+
+func initMetrics() {
+	metrics.once.Do(func() {
+		metrics.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy",
+			Subsystem: "rate_limit",
+			Name:      "decisions_total",
+			Help:      "Rate-limit decisions by zone and outcome (allowed, denied, shadow_denied, exempt).",
+		}, []string{"zone", "outcome"})
+		metrics.latency = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "caddy",
+			Subsystem: "rate_limit",
+			Name:      "decision_duration_seconds",
+			Help:      "Time to decide a request: matching, keys, costs and the store call.",
+			Buckets:   []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
+		})
+	})
+}
+
+// registerMetrics registers the collectors on the config load's registry.
+func registerMetrics(ctx caddy.Context) error {
+	initMetrics()
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{metrics.decisions, metrics.latency} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// zoneCounters holds a zone's decision counters, resolved once so the
+// request path only adds.
+type zoneCounters struct {
+	allowed, denied, shadowDenied prometheus.Counter
+}
+
+func newZoneCounters(zone string) *zoneCounters {
+	initMetrics()
+	return &zoneCounters{
+		allowed:      metrics.decisions.WithLabelValues(zone, outcomeAllowed),
+		denied:       metrics.decisions.WithLabelValues(zone, outcomeDenied),
+		shadowDenied: metrics.decisions.WithLabelValues(zone, outcomeShadowDenied),
+	}
+}

@@ -1,0 +1,7 @@
+package ratewarden
+
+// Building Ratewarden into Caddy brings every module it ships.
+import (
+	_ "github.com/ratewarden/ratewarden/admin"
+	_ "github.com/ratewarden/ratewarden/store/memory"
+)

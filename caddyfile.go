@@ -162,23 +162,24 @@ func (h *Handler) unmarshalExempt(d *caddyfile.Dispenser) error {
 	if h.Exempt == nil {
 		h.Exempt = new(Exemption)
 	}
-	args := d.RemainingArgs()
-	for _, a := range args {
-		if _, err := parsePrefix(a); err != nil {
-			return d.Errf("exempt: %q is not an IP address or CIDR range", a)
+	if d.CountRemainingArgs() > 0 {
+		args := d.RemainingArgs()
+		for _, a := range args {
+			if _, err := parsePrefix(a); err != nil {
+				return d.Errf("exempt: %q is not an IP address or CIDR range", a)
+			}
 		}
+		h.Exempt.Ranges = append(h.Exempt.Ranges, args...)
+		return nil
 	}
-	h.Exempt.Ranges = append(h.Exempt.Ranges, args...)
-	if d.NextBlock(d.Nesting()) {
-		d.Prev()
-		set, err := caddyhttp.ParseCaddyfileNestedMatcherSet(d)
-		if err != nil {
-			return err
-		}
-		h.Exempt.MatcherSetsRaw = append(h.Exempt.MatcherSetsRaw, set)
-	} else if len(args) == 0 {
+	set, err := caddyhttp.ParseCaddyfileNestedMatcherSet(d)
+	if err != nil {
+		return err
+	}
+	if len(set) == 0 {
 		return d.Err("exempt needs IP ranges or a block of matchers")
 	}
+	h.Exempt.MatcherSetsRaw = append(h.Exempt.MatcherSetsRaw, set)
 	return nil
 }
 

@@ -64,9 +64,17 @@ func (a *App) unmarshalStore(d *caddyfile.Dispenser) error {
 	if _, dup := a.StoresRaw[name]; dup {
 		return seg.Errf("store %q is defined more than once", name)
 	}
-	seg.Reset()
-	mod, err := caddyfile.UnmarshalModule(seg, "rate_limit.stores."+backend)
+	info, err := caddy.GetModule("rate_limit.stores." + backend)
 	if err != nil {
+		return seg.Errf("unknown store backend %q", backend)
+	}
+	mod := info.New()
+	unm, ok := mod.(caddyfile.Unmarshaler)
+	if !ok {
+		return seg.Errf("store backend %q has no Caddyfile syntax", backend)
+	}
+	seg.Reset()
+	if err := unm.UnmarshalCaddyfile(seg); err != nil {
 		return err
 	}
 	if a.StoresRaw == nil {
@@ -75,5 +83,3 @@ func (a *App) unmarshalStore(d *caddyfile.Dispenser) error {
 	a.StoresRaw[name] = caddyconfig.JSONModuleObject(mod, "backend", backend, nil)
 	return nil
 }
-
-var _ = caddy.Module(App{})

@@ -52,10 +52,12 @@ func (h *Handler) unmarshalZone(d *caddyfile.Dispenser) error {
 				exprs = append(exprs, expr)
 				continue
 			}
-			d.Prev()
 			set, err := caddyhttp.ParseCaddyfileNestedMatcherSet(d)
 			if err != nil {
 				return err
+			}
+			if len(set) == 0 {
+				return d.Errf("zone %q: match needs a CEL expression or a block of matchers", name)
 			}
 			z.MatcherSetsRaw = append(z.MatcherSetsRaw, set)
 		case "key":

@@ -90,14 +90,14 @@ type Handler struct {
 	// accepted and ignored with a warning, like Distributed.
 	StorageRaw json.RawMessage `json:"storage,omitempty"`
 
-	zones     []*Zone
-	store     store.Store
-	headers   headerMode
-	logger    *zap.Logger
-	sampled   *zap.Logger
-	logLevel  zapcore.Level
-	exempted  prometheus.Counter
-	scratch   *sync.Pool
+	zones    []*Zone
+	store    store.Store
+	headers  headerMode
+	logger   *zap.Logger
+	sampled  *zap.Logger
+	logLevel zapcore.Level
+	exempted prometheus.Counter
+	scratch  *sync.Pool
 }
 
 // CaddyModule returns the Caddy module information.

@@ -258,12 +258,13 @@ func tryStart(t testing.TB, cfg Config) (*Caddy, error) {
 	}
 
 	if err := c.waitReady(); err != nil {
+		c.dumpGoroutines()
 		c.stop()
 		log := c.Log()
 		if strings.Contains(log, "address already in use") {
 			return nil, fmt.Errorf("%w: %v", errPortTaken, err)
 		}
-		return nil, fmt.Errorf("%w\n--- caddy output ---\n%s", err, log)
+		return nil, fmt.Errorf("%w\n--- caddy output ---\n%s", err, truncate(log, maxLogOnFailure))
 	}
 	t.Cleanup(func() {
 		c.Client.CloseIdleConnections()
@@ -272,7 +273,7 @@ func tryStart(t testing.TB, cfg Config) (*Caddy, error) {
 			t.Errorf("caddy exited on its own during the test: %v", crashed)
 		}
 		if t.Failed() {
-			t.Logf("--- caddy output (%s) ---\n%s", c.logPath, c.Log())
+			t.Logf("--- caddy output ---\n%s", truncate(c.Log(), maxLogOnFailure))
 		}
 	})
 	return c, nil
@@ -359,6 +360,32 @@ func (c *Caddy) stop() error {
 		<-c.exited
 	}
 	return nil
+}
+
+// dumpGoroutines makes a process that is still running print its goroutines
+// to its log and exit (SIGQUIT), so a hang at startup can be diagnosed.
+func (c *Caddy) dumpGoroutines() {
+	select {
+	case <-c.exited:
+		return
+	default:
+	}
+	c.stopping = true
+	_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.exited:
+	case <-time.After(stopTimeout):
+	}
+}
+
+// maxLogOnFailure bounds how much of a process's output a failure prints.
+const maxLogOnFailure = 24 << 10
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + fmt.Sprintf("\n... (%d more bytes)", len(s)-n)
 }
 
 // Log returns everything the process wrote so far.

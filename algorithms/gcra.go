@@ -13,7 +13,7 @@ func init() {
 // GCRA is the Generic Cell Rate Algorithm: a token bucket kept as a single
 // timestamp. Each unit of cost is spaced by the emission interval
 //
-//	T = Window / Limit   (microseconds, floored, at least 1)
+//	T = Window / Limit   (microseconds, rounded up, at least 1)
 //
 // and a key may run ahead of that schedule by Burst units: an idle key
 // admits up to Burst units at once, then one unit per T.
@@ -26,9 +26,10 @@ func init() {
 //	max(TAT, now) + c*T - now <= Burst*T
 //
 // so in any closed interval of length d the key admits at most
-// Burst + floor(d/T) units. Because T is floored, that can exceed
-// Burst + Limit*d/Window by up to d/T - Limit*d/Window; it is exact when
-// Limit divides Window in microseconds.
+// Burst + floor(d/T) units. Because T is rounded up, that never exceeds
+// Burst + Limit*d/Window: when Limit does not divide Window in
+// microseconds, the steady rate is a hair below Limit per Window rather
+// than above it.
 //
 // A cost above Burst can never be admitted; it is denied with RetryAfter set
 // to Window. Burst*T and the TAT saturate at math.MaxInt64 microseconds (the
@@ -58,7 +59,7 @@ func (GCRA) Take(s State, now time.Time, p Policy, cost int64) (State, Decision)
 	}
 	t := Micros(now)
 	w := windowMicros(p)
-	interval := max(w/p.Limit, 1)
+	interval := max(ceilDiv(w, p.Limit), 1)
 	burst := p.EffectiveBurst()
 	tolerance := satMul(burst, interval)
 	tat := max(s.V[0], t)

@@ -60,11 +60,11 @@ func TestGCRA(t *testing.T) {
 			{at: 300 * ms, cost: 0, want: ok(5, 0), state: &State{}},
 			{at: 300 * ms, cost: 5, want: ok(0, 500*ms)},
 		}},
-		{name: "emission interval floors to the microsecond", policy: Policy{Limit: 3, Window: 10 * time.Microsecond}, steps: []step{
-			// T = floor(10/3) = 3µs, tolerance 9µs.
-			{at: 0, cost: 3, want: ok(0, us(9))},
-			{at: us(2), cost: 1, want: no(0, us(1), us(7))},
-			{at: us(3), cost: 1, want: ok(0, us(9))},
+		{name: "emission interval rounds up so the rate never exceeds the limit", policy: Policy{Limit: 3, Window: 10 * time.Microsecond}, steps: []step{
+			// T = ceil(10/3) = 4µs, tolerance 12µs.
+			{at: 0, cost: 3, want: ok(0, us(12))},
+			{at: us(2), cost: 1, want: no(0, us(2), us(10))},
+			{at: us(4), cost: 1, want: ok(0, us(12))},
 		}},
 		{name: "emission interval is at least one microsecond", policy: Policy{Limit: 1000, Window: 10 * time.Microsecond, Burst: 2}, steps: []step{
 			{at: 0, cost: 2, want: ok(0, us(2))},

@@ -415,6 +415,10 @@ func (c *Caddy) Reload(t testing.TB, cfg Config) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("reloading caddy: status %d: %s", resp.StatusCode, body)
 	}
+	// The old server closes its idle keep-alive connections as it stops;
+	// a request racing that close would fail for reasons that are Caddy's,
+	// not the handler's. Start the next requests on fresh connections.
+	c.Client.CloseIdleConnections()
 }
 
 // Response is a fully read HTTP response.

@@ -127,13 +127,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	appIface, err := ctx.App("rate_limit")
-	if err != nil {
-		return fmt.Errorf("loading the rate_limit app: %w", err)
-	}
-	app := appIface.(*App)
-	if h.store, err = app.Store(h.Store); err != nil {
-		return err
+	if h.store == nil { // tests may inject a store
+		appIface, err := ctx.App("rate_limit")
+		if err != nil {
+			return fmt.Errorf("loading the rate_limit app: %w", err)
+		}
+		if h.store, err = appIface.(*App).Store(h.Store); err != nil {
+			return err
+		}
 	}
 	if h.SweepInterval > 0 {
 		if s, ok := h.store.(interface{ SetSweepInterval(time.Duration) }); ok {

@@ -68,11 +68,11 @@ func (h *Handler) setPlaceholders(repl *caddy.Replacer, sc *scratch, shown int) 
 		return
 	}
 	d := sc.out[shown]
-	repl.Set(phZone, sc.zones[shown].name)
+	repl.Set(phZone, sc.zones[shown].nameValue)
 	repl.Set(phRemaining, d.Remaining)
 	repl.Set(phRetryAfter, ceilSeconds(d.RetryAfter))
 	if exceeded {
-		repl.Set(phExceededName, sc.zones[shown].name)
+		repl.Set(phExceededName, sc.zones[shown].nameValue)
 	}
 }
 

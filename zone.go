@@ -12,6 +12,7 @@ import (
 	"cel.dev/cel-go/cel"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 
 	"github.com/ratewarden/ratewarden/algorithms"
 	"github.com/ratewarden/ratewarden/store"
@@ -97,6 +98,13 @@ type Zone struct {
 	// once in staticKey.
 	keyHasPlaceholders bool
 	staticKey          store.Key
+	// keyPlaceholder is set when Key is exactly one placeholder, which is
+	// read without building a string.
+	keyPlaceholder string
+	// nameValue is the zone name boxed once for the replacer.
+	nameValue any
+	// logFields are the access-log fields for each outcome, built once.
+	logFields map[string]zap.Field
 	concurrency        bool
 	counters           *zoneCounters
 	// Precomputed response header values.
@@ -181,6 +189,14 @@ func (z *Zone) provision(ctx caddy.Context, name string, defaults zoneDefaults) 
 		z.policyHeader += ";w=" + strconv.FormatInt(ceilSeconds(time.Duration(z.Window)), 10)
 	}
 	z.limitHeader = strconv.FormatInt(z.MaxEvents, 10)
+	z.nameValue = name
+	z.logFields = make(map[string]zap.Field, 3)
+	for _, outcome := range []string{outcomeAllowed, outcomeDenied, outcomeShadowDenied} {
+		z.logFields[outcome] = zap.Inline(accessLogDecision{zone: name, decision: outcome})
+	}
+	if strings.Count(z.Key, "{") == 1 && strings.HasPrefix(z.Key, "{") && strings.HasSuffix(z.Key, "}") {
+		z.keyPlaceholder = z.Key[1 : len(z.Key)-1]
+	}
 	z.keyHasPlaceholders = z.keyExpr != nil || containsPlaceholder(z.Key)
 	if !z.keyHasPlaceholders {
 		z.staticKey = hashKey(name, z.maskIP(z.Key))
@@ -219,6 +235,8 @@ func (z *Zone) key(repl *caddy.Replacer) (store.Key, string, error) {
 		if err != nil {
 			raw = repl.ReplaceAll("{http.vars.client_ip}", "")
 		}
+	} else if z.keyPlaceholder != "" {
+		raw, _ = repl.GetString(z.keyPlaceholder)
 	} else {
 		raw = repl.ReplaceAll(z.Key, "")
 	}

@@ -415,11 +415,20 @@ func (c *Caddy) Reload(t testing.TB, cfg Config) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("reloading caddy: status %d: %s", resp.StatusCode, body)
 	}
-	// The old server closes its idle keep-alive connections as it stops;
-	// a request racing that close would fail for reasons that are Caddy's,
-	// not the handler's. Start the next requests on fresh connections.
+	// /load returns once the old servers have started shutting down, not
+	// once they stopped accepting (caddyhttp.App.Stop says so): a
+	// connection opened in that moment can land on an old server and be
+	// dropped, which is Caddy's doing, not the handler's. Plain Caddy
+	// v2.11.9 drops about 1 in 100 first requests after a reload that way;
+	// none after a short pause. Keep-alive clients, like the one of
+	// TestReloadUnderTrafficKeepsCounters, are not exposed: the old
+	// server closes its listeners before its idle connections.
+	time.Sleep(reloadSettle)
 	c.Client.CloseIdleConnections()
 }
+
+// reloadSettle is how long Reload waits for the old servers to stop.
+const reloadSettle = 100 * time.Millisecond
 
 // Response is a fully read HTTP response.
 type Response struct {

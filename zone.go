@@ -104,9 +104,9 @@ type Zone struct {
 	// nameValue is the zone name boxed once for the replacer.
 	nameValue any
 	// logFields are the access-log fields for each outcome, built once.
-	logFields map[string]zap.Field
-	concurrency        bool
-	counters           *zoneCounters
+	logFields   map[string]zap.Field
+	concurrency bool
+	counters    *zoneCounters
 	// Precomputed response header values.
 	quotedName, policyHeader, limitHeader string
 }

@@ -123,8 +123,12 @@ func (h *Handler) unmarshalZone(d *caddyfile.Dispenser) error {
 	if z.Key != "" && z.KeyExpression != "" {
 		return caddyfileErrAt(d, zoneLine, "zone %q: key and key_expr are mutually exclusive", name)
 	}
-	if len(exprs) > 0 {
-		z.addExpression(strings.Join(exprs, " && "))
+	switch len(exprs) {
+	case 0:
+	case 1:
+		z.addExpression(exprs[0])
+	default:
+		z.addExpression("(" + strings.Join(exprs, ") && (") + ")")
 	}
 	if h.RateLimits == nil {
 		h.RateLimits = make(map[string]*Zone)
@@ -182,12 +186,13 @@ func (z *Zone) addExpression(expr string) {
 		z.MatcherSetsRaw = caddyhttp.RawMatcherSets{{}}
 	}
 	for _, set := range z.MatcherSetsRaw {
+		v := raw
 		if prev, ok := set["expression"]; ok {
 			var p string
 			_ = json.Unmarshal(prev, &p)
-			raw, _ = json.Marshal("(" + p + ") && (" + expr + ")")
+			v, _ = json.Marshal("(" + p + ") && (" + expr + ")")
 		}
-		set["expression"] = raw
+		set["expression"] = v
 	}
 }
 

@@ -8,6 +8,7 @@ package ratewarden
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	weakrand "math/rand/v2"
 	"net/http"
@@ -321,8 +322,14 @@ func (h *Handler) serveAndSettle(w http.ResponseWriter, r *http.Request, next ca
 	}()
 	err := next.ServeHTTP(rec, r)
 	status := rec.status
-	if herr, ok := err.(caddyhttp.HandlerError); ok && herr.StatusCode != 0 {
+	var herr caddyhttp.HandlerError
+	switch {
+	case errors.As(err, &herr) && herr.StatusCode != 0:
 		status = herr.StatusCode
+	case err != nil:
+		status = http.StatusInternalServerError // what Caddy answers for a plain error
+	case status == 0:
+		status = http.StatusOK // nothing written: net/http sends 200
 	}
 	var charge []store.Request
 	for i, z := range sc.zones {

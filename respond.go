@@ -52,18 +52,20 @@ func parseHeaderModes(names []string) (headerMode, error) {
 }
 
 // setPlaceholders publishes the decision for later handlers and logs.
+// shown is the zone the response reports (-1 if none); the exceeded name is
+// the refusing zone, or the first shadow zone that would have refused.
 func (h *Handler) setPlaceholders(repl *caddy.Replacer, sc *scratch, shown int) {
-	exceeded := false
+	denied := -1
 	for i := range sc.out {
 		if !sc.out[i].Allowed {
-			exceeded = true
-			if shown < 0 {
-				shown = i // only shadow zones matched: report the shadow denial
-			}
+			denied = i
 			break
 		}
 	}
-	repl.Set(phExceeded, exceeded)
+	repl.Set(phExceeded, denied >= 0)
+	if shown < 0 {
+		shown = denied // only shadow zones matched
+	}
 	if shown < 0 {
 		return
 	}
@@ -71,8 +73,11 @@ func (h *Handler) setPlaceholders(repl *caddy.Replacer, sc *scratch, shown int) 
 	repl.Set(phZone, sc.zones[shown].nameValue)
 	repl.Set(phRemaining, d.Remaining)
 	repl.Set(phRetryAfter, ceilSeconds(d.RetryAfter))
-	if exceeded {
-		repl.Set(phExceededName, sc.zones[shown].nameValue)
+	if !d.Allowed {
+		denied = shown
+	}
+	if denied >= 0 {
+		repl.Set(phExceededName, sc.zones[denied].nameValue)
 	}
 }
 

@@ -3,6 +3,7 @@ package ratewarden
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,11 +12,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -100,6 +102,7 @@ type call struct {
 	header map[string]string // request headers
 	srv    *caddyhttp.Server // default: a server without error routes
 	next   caddyhttp.Handler // default: writes 200 "ok"
+	ctx    context.Context   // request context; default Background
 }
 
 // result is what a call produced.
@@ -143,7 +146,11 @@ func (c call) prepare(w http.ResponseWriter) (*http.Request, *caddy.Replacer) {
 	if srv == nil {
 		srv = new(caddyhttp.Server)
 	}
-	r := httptest.NewRequest(method, path, nil)
+	ctx := c.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	r := httptest.NewRequestWithContext(ctx, method, path, nil)
 	if strings.Contains(remote, ":") {
 		r.RemoteAddr = "[" + remote + "]:4321"
 	} else {
@@ -185,19 +192,21 @@ func (r result) placeholder(name string) string {
 	return fmt.Sprint(v)
 }
 
-// allowed reports whether the request went through, failing the test when
-// the response is neither a pass nor a 429.
+// allowed reports whether the request went through to next (whose error,
+// if any, is passed back), failing the test when it was neither passed on
+// nor refused with 429.
 func (r result) allowed(t testing.TB) bool {
 	t.Helper()
+	var herr caddyhttp.HandlerError
 	switch {
-	case r.err != nil:
-		t.Fatalf("unexpected error: %v", r.err)
-	case r.next && r.code != http.StatusTooManyRequests:
+	case r.next:
 		return true
-	case !r.next && r.code == http.StatusTooManyRequests:
+	case r.err == nil && r.code == http.StatusTooManyRequests:
+		return false
+	case errors.As(r.err, &herr) && herr.StatusCode == http.StatusTooManyRequests:
 		return false
 	}
-	t.Fatalf("neither passed nor refused: next %v, status %d", r.next, r.code)
+	t.Fatalf("neither passed on nor refused: status %d, error %v", r.code, r.err)
 	return false
 }
 
@@ -214,23 +223,24 @@ func (c call) admitted(t testing.TB, h *Handler, n int) int {
 }
 
 // extraField returns the access-log extra field named key. ExtraLogFields
-// keeps its fields unexported, so this reads them by reflection.
+// keeps its fields unexported, so this reads them by reflection and
+// encodes them as the access log would.
 func extraField(t testing.TB, e *caddyhttp.ExtraLogFields, key string) string {
 	t.Helper()
 	if e == nil {
 		t.Fatal("no ExtraLogFields in the request context")
 	}
-	fields := reflect.ValueOf(e).Elem().FieldByName("fields")
-	if !fields.IsValid() {
+	v := reflect.ValueOf(e).Elem().FieldByName("fields")
+	if !v.IsValid() || v.Type() != reflect.TypeFor[[]zapcore.Field]() {
 		t.Fatal("caddyhttp.ExtraLogFields has no fields slice any more; update extraField")
 	}
-	for i := range fields.Len() {
-		f := fields.Index(i)
-		if f.FieldByName("Key").String() == key {
-			return f.FieldByName("String").String()
-		}
+	fields := reflect.NewAt(v.Type(), unsafe.Pointer(v.UnsafeAddr())).Elem().Interface().([]zapcore.Field)
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range fields {
+		f.AddTo(enc)
 	}
-	return ""
+	s, _ := enc.Fields[key].(string)
+	return s
 }
 
 // zoneNamed returns h's provisioned zone called name.
@@ -249,9 +259,13 @@ func zoneNamed(t testing.TB, h *Handler, name string) *Zone {
 func remaining(t testing.TB, h *Handler, zone, raw string) int64 {
 	t.Helper()
 	z := zoneNamed(t, h, zone)
-	insp, ok := h.store.(store.Inspector)
+	st := h.store
+	if w, ok := st.(interface{ unwrap() store.Store }); ok {
+		st = w.unwrap()
+	}
+	insp, ok := st.(store.Inspector)
 	if !ok {
-		t.Fatalf("store %T cannot inspect", h.store)
+		t.Fatalf("store %T cannot inspect", st)
 	}
 	d, err := insp.Inspect(context.Background(), store.Request{
 		Zone: z.name, Key: hashKey(z.name, raw), Algorithm: z.alg, Policy: z.policy,

@@ -71,6 +71,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // uses sliding_log, as caddy-ratelimit does.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
+	line := d.Line()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
@@ -151,7 +152,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	if len(h.RateLimits) == 0 {
-		return d.Err("rate_limit needs at least one zone")
+		return caddyfileErrAt(d, line, "rate_limit needs at least one zone")
 	}
 	return nil
 }

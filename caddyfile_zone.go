@@ -112,7 +112,7 @@ func (h *Handler) unmarshalZone(d *caddyfile.Dispenser) error {
 		}
 	}
 	if usedLimit && usedEvents {
-		return d.Errf("zone %q: use either limit or events/window, not both", name)
+		return caddyfileErrAt(d, zoneLine, "zone %q: use either limit or events/window, not both", name)
 	}
 	if usedLimit && z.Algorithm == "" {
 		z.Algorithm = "gcra"
@@ -212,5 +212,5 @@ func durationArgCaddy(d *caddyfile.Dispenser) (caddy.Duration, error) {
 
 // caddyfileErrAt reports an error at a given line of d's file.
 func caddyfileErrAt(d *caddyfile.Dispenser, line int, format string, args ...any) error {
-	return fmt.Errorf("%s:%d - Error during parsing: "+format, append([]any{d.File(), line}, args...)...)
+	return fmt.Errorf("%w, at %s:%d", fmt.Errorf(format, args...), d.File(), line)
 }

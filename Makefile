@@ -89,10 +89,16 @@ bench-deps: deps
 vet: deps
 	$(GO) vet ./...
 
-test: deps vet $(CADDY)
+# Total statement coverage of the Go packages below which `make test` fails.
+MIN_COVERAGE := 80
+
+test: deps check vet $(CADDY)
 	RATEWARDEN_CADDY=$(abspath $(CADDY)) $(GO) test -race -count=1 -timeout 12m \
 		-coverprofile=coverage.out -coverpkg=./... ./...
-	@$(GO) tool cover -func=coverage.out | tail -1
+	@total=$$($(GO) tool cover -func=coverage.out | tail -1 | awk '{print $$NF}' | tr -d %); \
+	echo "total coverage: $$total% (minimum $(MIN_COVERAGE)%)"; \
+	awk -v t="$$total" -v m="$(MIN_COVERAGE)" 'BEGIN { exit !(t >= m) }' || \
+		{ echo "coverage $$total% is below $(MIN_COVERAGE)%"; exit 1; }
 
 bench: bench-go bench-wrk
 

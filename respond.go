@@ -93,12 +93,12 @@ func (h *Handler) writeHeaders(hdr http.Header, sc *scratch, shown int) {
 	}
 	if h.headers&headersIETF != 0 {
 		hdr["Ratelimit-Policy"] = []string{z.policyHeader}
-		hdr["Ratelimit"] = []string{z.quotedName + ";r=" + strconv.FormatInt(d.Remaining, 10) + ";t=" + strconv.FormatInt(reset, 10)}
+		hdr["Ratelimit"] = []string{z.quotedName + ";r=" + itoa(d.Remaining) + ";t=" + itoa(reset)}
 	}
 	if h.headers&headersLegacy != 0 {
 		hdr["X-Ratelimit-Limit"] = []string{z.limitHeader}
-		hdr["X-Ratelimit-Remaining"] = []string{strconv.FormatInt(d.Remaining, 10)}
-		hdr["X-Ratelimit-Reset"] = []string{strconv.FormatInt(reset, 10)}
+		hdr["X-Ratelimit-Remaining"] = []string{itoa(d.Remaining)}
+		hdr["X-Ratelimit-Reset"] = []string{itoa(reset)}
 	}
 }
 
@@ -106,20 +106,54 @@ func (h *Handler) writeHeaders(hdr http.Header, sc *scratch, shown int) {
 // so handle_errors can restyle it; otherwise it writes a small
 // application/problem+json body.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, wait time.Duration) error {
-	retry := max(ceilSeconds(h.jitterWait(wait)), 1)
-	w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
-	err := fmt.Errorf("rate limit exceeded; retry after %ds", retry)
+	secs := max(ceilSeconds(h.jitterWait(wait)), 1)
+	retry := itoa(secs)
+	hdr := w.Header()
+	hdr["Retry-After"] = []string{retry}
 	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok &&
 		srv.Errors != nil && len(srv.Errors.Routes) > 0 {
-		return caddyhttp.Error(http.StatusTooManyRequests, err)
+		return caddyhttp.Error(http.StatusTooManyRequests, fmt.Errorf("rate limit exceeded; retry after %ss", retry))
 	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
+	// The slices are shared and never modified: Header.Set and Add replace
+	// or reallocate them.
+	hdr["Content-Type"] = problemContentType
+	hdr["Cache-Control"] = noStore
 	w.WriteHeader(http.StatusTooManyRequests)
-	_, _ = w.Write([]byte(`{"type":"` + ProblemRateLimited + `","title":"Too Many Requests","status":429,"detail":"rate limit exceeded; retry after ` +
-		strconv.FormatInt(retry, 10) + ` seconds"}`))
+	var body [len(problemPrefix) + 20 + len(problemSuffix)]byte
+	b := append(body[:0], problemPrefix...)
+	b = strconv.AppendInt(b, secs, 10)
+	b = append(b, problemSuffix...)
+	_, _ = w.Write(b)
 	return nil
 }
+
+// smallInts are the decimal strings of 0..1023: header values and
+// placeholders mostly fall in that range.
+var smallInts = func() []string {
+	s := make([]string, 1024)
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+// itoa formats n without allocating when it is small.
+func itoa(n int64) string {
+	if n >= 0 && n < int64(len(smallInts)) {
+		return smallInts[n]
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+var (
+	problemContentType = []string{"application/problem+json"}
+	noStore            = []string{"no-store"}
+)
+
+const (
+	problemPrefix = `{"type":"` + ProblemRateLimited + `","title":"Too Many Requests","status":429,"detail":"rate limit exceeded; retry after `
+	problemSuffix = ` seconds"}`
+)
 
 // ProblemRateLimited is the stable problem type URI of a 429 refusal.
 const ProblemRateLimited = "https://github.com/ratewarden/ratewarden/blob/main/docs/problems.md#rate-limited"

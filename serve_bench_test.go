@@ -2,6 +2,7 @@ package ratewarden
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/ratewarden/ratewarden/store/memory"
 )
@@ -23,6 +26,11 @@ func benchHandler(b *testing.B, h *Handler) *Handler {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	b.Cleanup(cancel)
 	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	// Log to nowhere, through the same encoder and sampler as in production.
+	h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.DebugLevel))
+	if err := h.provisionLogging(); err != nil {
 		b.Fatal(err)
 	}
 	return h

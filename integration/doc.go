@@ -3,9 +3,9 @@
 // it over loopback HTTP only.
 //
 // The binary comes from $RATEWARDEN_CADDY (make test sets it to ./caddy). When
-// it is unset, TestMain builds one with xcaddy into the repository's .build/
-// directory, reusing it while no build input is newer. With -short and no
-// binary given, the tests are skipped instead.
+// it is unset, the first test that needs it builds one with xcaddy into the
+// repository's .build/ directory, reusing it while no build input is newer.
+// With -short and no binary given, the tests are skipped instead.
 //
 //	go test ./integration/
 //	RATEWARDEN_CADDY=$PWD/caddy go test -run TestLimit -v ./integration/

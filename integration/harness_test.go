@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -15,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,19 +32,14 @@ const (
 	stopTimeout = 5 * time.Second
 )
 
-// caddyBin is the Caddy binary under test; empty when the tests are skipped.
-var caddyBin string
-
-func TestMain(m *testing.M) {
-	flag.Parse()
-	bin, err := resolveCaddy()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "integration:", err)
-		os.Exit(1)
-	}
-	caddyBin = bin
-	os.Exit(m.Run())
-}
+// The Caddy binary under test is resolved (and built if need be) by the first
+// test that starts an instance, so a run that selects no such test, like
+// `go test -run '^$' -bench .`, builds nothing.
+var (
+	caddyOnce sync.Once
+	caddyBin  string // empty when the tests are skipped
+	caddyErr  error
+)
 
 // resolveCaddy returns the binary named by RATEWARDEN_CADDY, or builds one.
 func resolveCaddy() (string, error) {
@@ -148,17 +143,23 @@ func upToDate(root, bin string) (bool, error) {
 	return !stale, err
 }
 
-// requireCaddy skips the test when no binary is available (-short without
-// RATEWARDEN_CADDY).
+// requireCaddy resolves the binary once, and skips the test when there is
+// none (-short without RATEWARDEN_CADDY).
 func requireCaddy(t testing.TB) {
 	t.Helper()
+	caddyOnce.Do(func() { caddyBin, caddyErr = resolveCaddy() })
+	if caddyErr != nil {
+		t.Fatalf("integration: %v", caddyErr)
+	}
 	if caddyBin == "" {
 		t.Skip("no caddy binary: set RATEWARDEN_CADDY or run without -short")
 	}
 }
 
-// Config is what a test puts in a Caddyfile. The harness adds the admin
-// address, auto_https off and the site address.
+// Config is what a test puts in a Caddyfile. The harness adds the global
+// options that keep an instance to itself (admin address, auto_https off,
+// loopback-only listeners, no persisted config, a short grace period) and the
+// site address.
 type Config struct {
 	// Global holds extra lines for the global options block.
 	Global string
@@ -177,8 +178,6 @@ type Caddy struct {
 	// Client talks to this instance; its connections close with the test.
 	Client *http.Client
 
-	t         testing.TB
-	dir       string
 	httpPort  int
 	adminPort int
 	logPath   string
@@ -215,8 +214,6 @@ func tryStart(t testing.TB, cfg Config) (*Caddy, error) {
 	}
 	dir := t.TempDir()
 	c := &Caddy{
-		t:         t,
-		dir:       dir,
 		httpPort:  ports[0],
 		adminPort: ports[1],
 		URL:       fmt.Sprintf("http://127.0.0.1:%d", ports[0]),

@@ -3,7 +3,12 @@
 -- its own slice of the key space, so together the threads touch every key
 -- once they have sent BENCH_KEYS requests.
 --
--- At the end it prints "keys_touched <n>": how many distinct keys were sent.
+-- BENCH_KEY_START (default 0) continues a previous run: each thread starts as
+-- if it had already sent that many requests.
+--
+-- At the end it prints "keys_touched <n>", how many distinct keys have been
+-- sent (this run and the ones it continues), and "sent_min <n>", the value of
+-- BENCH_KEY_START that continues this run.
 
 local threads = {}
 
@@ -17,7 +22,7 @@ function init(args)
    local nthreads = tonumber(os.getenv("BENCH_THREADS") or "2")
    span = math.floor(keys / nthreads)
    base = id * span
-   sent = 0
+   sent = tonumber(os.getenv("BENCH_KEY_START") or "0")
 end
 
 function request()
@@ -27,9 +32,13 @@ function request()
 end
 
 function done(summary, latency, requests)
-   local touched = 0
+   local touched, sent_min = 0, nil
    for _, thread in ipairs(threads) do
-      touched = touched + math.min(thread:get("sent"), thread:get("span"))
+      local sent = thread:get("sent")
+      touched = touched + math.min(sent, thread:get("span"))
+      if sent_min == nil or sent < sent_min then
+         sent_min = sent
+      end
    end
-   io.write(string.format("keys_touched %d\n", touched))
+   io.write(string.format("keys_touched %d\nsent_min %d\n", touched, sent_min or 0))
 end

@@ -27,7 +27,7 @@ BUILD_INPUTS := go.mod $(wildcard go.sum) $(shell find . \
 	   -o -name '*.html' -o -name '*.css' -o -name '*.js' -o -name '*.tmpl' \) -print)
 
 # Tools the targets need, as command:debian-package pairs.
-TEST_TOOLS  :=
+TEST_TOOLS  := redis-server:redis-server
 BENCH_TOOLS := wrk:wrk curl:curl
 
 # need installs the Debian package of every missing command when running as

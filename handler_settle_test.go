@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/ratewarden/ratewarden/algorithms"
@@ -193,5 +196,45 @@ func TestStoreFailures(t *testing.T) {
 				t.Errorf("no log containing %q in %v", tc.log, logs.All())
 			}
 		})
+	}
+}
+
+// unavailableStore refuses every call the way a store whose failure policy
+// is "deny" does.
+type unavailableStore struct{ store.Store }
+
+func (unavailableStore) Take(context.Context, []store.Request, []algorithms.Decision) error {
+	return &store.UnavailableError{RetryAfter: 1500 * time.Millisecond, Err: fmt.Errorf("breaker open")}
+}
+
+func TestUnavailableStoreRefusesWith503(t *testing.T) {
+	t.Parallel()
+	h := oneZone(t, uniq("unavailable"), `"key":"static","max_events":5,"window":"1m"`, "")
+	h.store = unavailableStore{h.store}
+	res := call{}.do(t, h)
+	var herr caddyhttp.HandlerError
+	if res.next || !errors.As(res.err, &herr) || herr.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("want a 503 error without calling next, got next=%v err=%v", res.next, res.err)
+	}
+	if got := res.header.Get("Retry-After"); got != "2" {
+		t.Errorf("Retry-After = %q, want 2 (1.5s rounded up)", got)
+	}
+}
+
+// pickyStore refuses every policy, as the Redis store does for policies its
+// Lua twins cannot compute exactly.
+type pickyStore struct{ store.Store }
+
+func (pickyStore) CheckPolicy(algorithms.Algorithm, algorithms.Policy) error {
+	return fmt.Errorf("too large for doubles")
+}
+
+func TestStorePolicyCheckFailsProvisioning(t *testing.T) {
+	t.Parallel()
+	h := &Handler{RateLimits: map[string]*Zone{uniq("picky"): {Key: "static", MaxEvents: 1, Window: caddy.Duration(time.Minute)}}}
+	h.store = pickyStore{}
+	err := h.Provision(newTestContext(t, ""))
+	if err == nil || !strings.Contains(err.Error(), "too large for doubles") {
+		t.Fatalf("Provision error = %v, want the store's policy error", err)
 	}
 }

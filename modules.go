@@ -4,4 +4,5 @@ package ratewarden
 import (
 	_ "github.com/ratewarden/ratewarden/admin"
 	_ "github.com/ratewarden/ratewarden/store/memory"
+	_ "github.com/ratewarden/ratewarden/store/redis"
 )

@@ -162,6 +162,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err := z.provision(ctx, name, defaults); err != nil {
 			return fmt.Errorf("zone %q: %w", name, err)
 		}
+		if pc, ok := h.store.(store.PolicyChecker); ok {
+			if err := pc.CheckPolicy(z.alg, z.policy); err != nil {
+				return fmt.Errorf("zone %q: store %q cannot decide this policy: %w", name, h.Store, err)
+			}
+		}
 		if !h.DisableMetrics {
 			z.counters = newZoneCounters(name)
 		}
@@ -196,10 +201,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	if err := h.store.Take(r.Context(), sc.reqs, sc.out); err != nil {
-		// The store failed. Until failure policies arrive with the Redis
-		// store, fail open: availability over limiting.
-		h.sampled.Error("rate_limit store failed; allowing request", zap.Error(err))
-		return next.ServeHTTP(w, r)
+		return h.storeFailed(w, r, next, err)
 	}
 	blocked := store.Blocked(sc.reqs, sc.out)
 	h.observe(sc, blocked, start)
@@ -216,6 +218,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return next.ServeHTTP(w, r)
 	}
 	return h.serveAndSettle(w, r, next, sc)
+}
+
+// storeFailed applies the store's failure outcome: an UnavailableError
+// refuses with 503 and Retry-After; any other error lets the request
+// through (fail open). Stores with a failure policy (on_failure) choose
+// which of the two they return, or decide locally and return no error.
+func (h *Handler) storeFailed(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, err error) error {
+	var unavailable *store.UnavailableError
+	if errors.As(err, &unavailable) {
+		h.sampled.Error("rate_limit store unavailable; refusing request", zap.Error(err))
+		w.Header().Set("Retry-After", itoa(max(ceilSeconds(unavailable.RetryAfter), 1)))
+		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+	}
+	h.sampled.Error("rate_limit store failed; allowing request", zap.Error(err))
+	return next.ServeHTTP(w, r)
 }
 
 // collect evaluates every zone against r and fills sc with the requests

@@ -143,7 +143,9 @@ func dropNewest(log []int64, used, r int64) ([]int64, int64) {
 	if len(log) == 0 {
 		return nil, 0
 	}
-	return log, used
+	// Clip the capacity: the dropped entries are still visible to the
+	// caller, and a later append must not overwrite them.
+	return log[:len(log):len(log)], used
 }
 
 // logRetry returns the microseconds from now until excess units have left

@@ -2,6 +2,7 @@ package algorithms
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -104,5 +105,27 @@ func TestSlidingLogToleratesStatesItNeverWrites(t *testing.T) {
 		if d != tc.want || !sameState(next, tc.next) {
 			t.Errorf("%s: got %+v, %+v; want %+v, %+v", tc.name, next, d, tc.next, tc.want)
 		}
+	}
+}
+
+// A give-back followed by a charge on the resulting state (as a store does
+// for the same key twice in one call) must leave the original state intact:
+// the original is what the store keeps if the call is refused.
+func TestSlidingLogGiveBackThenChargeLeavesTheOriginalIntact(t *testing.T) {
+	alg := SlidingLog{}
+	p := Policy{Limit: 10, Window: time.Minute}
+	now := time.Unix(1_700_000_000, 0)
+	s := State{}
+	for i := 0; i < 3; i++ {
+		s, _ = alg.Take(s, now.Add(time.Duration(i)*time.Second), p, 1)
+	}
+	orig := State{V: s.V, Log: append([]int64(nil), s.Log...)}
+	released, _ := alg.Take(s, now.Add(5*time.Second), p, -1)
+	_, d := alg.Take(released, now.Add(6*time.Second), p, 1)
+	if !d.Allowed {
+		t.Fatalf("charge after give-back denied: %+v", d)
+	}
+	if !slices.Equal(s.Log, orig.Log) || s.V != orig.V {
+		t.Fatalf("original state changed: got %v %v, want %v %v", s.V, s.Log, orig.V, orig.Log)
 	}
 }

@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"encoding/hex"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -84,3 +85,23 @@ func NameFromContext(ctx caddy.Context) string {
 	}
 	return "default"
 }
+
+// PolicyChecker is implemented by stores that cannot decide every policy
+// (the Redis store's Lua twins compute in doubles). The handler checks each
+// zone's policy when it is provisioned, so a config the store cannot honour
+// fails to load instead of failing per request.
+type PolicyChecker interface {
+	CheckPolicy(alg algorithms.Algorithm, p algorithms.Policy) error
+}
+
+// UnavailableError is returned by a store that cannot decide and whose
+// failure policy is to refuse requests. The handler answers 503 with a
+// Retry-After of RetryAfter. Any other error from a store lets the request
+// through (fail open).
+type UnavailableError struct {
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *UnavailableError) Error() string { return "rate-limit store unavailable: " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }

@@ -1,0 +1,83 @@
+-- take decides every request of one store.Take call atomically.
+--
+-- KEYS[i] is request i's state key. ARGV[1] is the time in unix
+-- microseconds, or '' to read the server's TIME (production never passes a
+-- time; the conformance suite does). ARGV[2] is the shortest TTL to set, in
+-- milliseconds. ARGV[3] is 1 for a dry run, which decides as usual but
+-- writes nothing, else 0. Request i's arguments start at ARGV[4 + 6*(i-1)]:
+-- algorithm id, limit, window in microseconds (at least 1), effective
+-- burst, cost and flags (1 shadow, 2 peek, 4 concurrency with the default
+-- lease).
+--
+-- The reply holds four integers per request: allowed (1 or 0), remaining,
+-- retry after and reset after, both in microseconds. A request sees the
+-- state that the charged requests before it in the call leave on its key.
+-- If a request that is not a shadow is denied, nothing is written.
+-- Otherwise each key charged by an allowed request that is not a peek is
+-- written once, with its last state and a TTL of that request's reset
+-- after (rounded up to milliseconds), or deleted when that is zero.
+
+local SHADOW, PEEK, LEASE_FLAG = 1, 2, 4
+local DEFAULT_LEASE = 3600000000 -- algorithms.DefaultLease
+local LOG_ALG, CONCURRENCY_ALG = 3, 6
+local MAX_NOW = 4503599627370496 -- 2^52 µs, in 2112: see precision.go
+
+local now
+if ARGV[1] ~= '' then
+  now = tonumber(ARGV[1])
+else
+  local tm = redis.call('TIME')
+  now = tonumber(tm[1]) * 1000000 + tonumber(tm[2])
+end
+if not now or now <= 0 or now >= MAX_NOW then
+  return redis.error_reply('ratewarden: time out of range')
+end
+local min_ttl = tonumber(ARGV[2])
+local dry = ARGV[3] == '1'
+
+local reply, state, final, order = {}, {}, {}, {}
+local blocked = false
+for i = 1, #KEYS do
+  local key, a = KEYS[i], 4 + 6 * (i - 1)
+  local alg, limit, w = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local burst, cost, flags = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
+  local fn = ALG[alg]
+  if not (fn and limit and w and burst and cost and flags) then
+    return redis.error_reply('ratewarden: bad arguments for request ' .. i)
+  end
+
+  local s = state[key]
+  if s == nil then
+    if alg == LOG_ALG then s = log_load(key) else s = scalar_load(key) end
+    state[key] = s
+  end
+  local nxt, d
+  if limit <= 0 then
+    nxt, d = unusable(s, w, cost)
+  else
+    if alg == CONCURRENCY_ALG and bit.band(flags, LEASE_FLAG) ~= 0 then w = DEFAULT_LEASE end
+    nxt, d = fn(s, now, limit, w, burst, cost)
+  end
+  for j = 1, 4 do reply[#reply + 1] = d[j] end
+
+  if d[1] == 0 then
+    if bit.band(flags, SHADOW) == 0 then blocked = true end
+  elseif bit.band(flags, PEEK) == 0 then
+    state[key] = nxt
+    if not final[key] then order[#order + 1] = key end
+    final[key] = {alg, nxt, d[4]}
+  end
+end
+
+if not blocked and not dry then
+  for _, key in ipairs(order) do
+    local alg, s, reset = final[key][1], final[key][2], final[key][3]
+    if reset <= 0 then
+      redis.call('DEL', key)
+    else
+      local ttl = mmax(ceil_div(reset, 1000), min_ttl)
+      if alg == LOG_ALG then log_store(s, ttl) else scalar_store(key, s, ttl) end
+    end
+  end
+end
+return reply

@@ -1,0 +1,145 @@
+package redis
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/ratewarden/ratewarden/store"
+)
+
+func init() {
+	caddy.RegisterModule(Module{})
+}
+
+// Module is the Redis store as a Caddy module, rate_limit.stores.redis.
+// Counters live in Redis, so every Caddy instance configured with the same
+// server and key prefix shares them, and they survive reloads and restarts
+// of Caddy. Clients are pooled by connection settings: a reload that keeps
+// them reuses the open connections.
+type Module struct {
+	Options
+
+	*Store   `json:"-"`
+	poolKey  string
+	released bool
+}
+
+// CaddyModule returns the Caddy module information.
+func (Module) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "rate_limit.stores.redis",
+		New: func() caddy.Module { return new(Module) },
+	}
+}
+
+// Provision expands placeholders in the connection settings and loads the
+// pooled client for them. It does not connect: an unreachable Redis fails
+// decisions, not the config load.
+func (m *Module) Provision(_ caddy.Context) error {
+	repl := caddy.NewReplacer()
+	opts := m.Options
+	opts.Addresses = make([]string, len(m.Addresses))
+	for i, a := range m.Addresses {
+		opts.Addresses[i] = repl.ReplaceKnown(a, "")
+	}
+	opts.URL = repl.ReplaceKnown(opts.URL, "")
+	opts.Username = repl.ReplaceKnown(opts.Username, "")
+	opts.Password = repl.ReplaceKnown(opts.Password, "")
+	opts.KeyPrefix = repl.ReplaceKnown(opts.KeyPrefix, "")
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return fmt.Errorf("provisioning redis store: %w", err)
+	}
+	c, key, err := loadClient(opts)
+	if err != nil {
+		return err
+	}
+	m.poolKey = key
+	m.Store = New(c, opts)
+	return nil
+}
+
+// Cleanup releases this config's use of the pooled client. The store stays
+// usable until the pool closes the client, since handlers of the old config
+// may still be finishing requests.
+func (m *Module) Cleanup() error {
+	if m.Store == nil || m.released {
+		return nil
+	}
+	m.released = true
+	return releaseClient(m.poolKey)
+}
+
+// UnmarshalCaddyfile parses the store block of the global rate_limit option:
+//
+//	store redis [<name>] {
+//		address    <host:port> [<host:port>...]
+//		url        <redis://...|rediss://...>
+//		username   <user>
+//		password   <password>
+//		db         <n>
+//		key_prefix <prefix>
+//		timeout    <duration>
+//	}
+//
+// Give address or url, not both; several addresses are a Redis Cluster.
+// Every value may be a placeholder such as {env.REDIS_PASSWORD}.
+func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "store"
+	d.RemainingArgs()
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("%s specified more than once", opt)
+		}
+		seen[opt] = true
+		args := d.RemainingArgs()
+		if len(args) == 0 || (len(args) > 1 && opt != "address") {
+			return d.ArgErr()
+		}
+		switch opt {
+		case "address":
+			m.Addresses = args
+		case "url":
+			m.URL = args[0]
+		case "username":
+			m.Username = args[0]
+		case "password":
+			m.Password = args[0]
+		case "db":
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 0 {
+				return d.Errf("db must be a whole number, zero or more, got %q", args[0])
+			}
+			m.DB = n
+		case "key_prefix":
+			m.KeyPrefix = args[0]
+		case "timeout":
+			dur, err := caddy.ParseDuration(args[0])
+			if err != nil || dur <= 0 {
+				return d.Errf("invalid timeout %q: want a positive duration such as 50ms", args[0])
+			}
+			m.Timeout = caddy.Duration(dur)
+		default:
+			return d.Errf("unrecognized redis store option %q", opt)
+		}
+	}
+	if m.URL != "" && len(m.Addresses) > 0 {
+		return d.Err("give either address or url, not both")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*Module)(nil)
+	_ caddy.CleanerUpper    = (*Module)(nil)
+	_ caddyfile.Unmarshaler = (*Module)(nil)
+	_ store.Store           = (*Module)(nil)
+	_ store.Inspector       = (*Module)(nil)
+	_ store.Resetter        = (*Module)(nil)
+)

@@ -1,0 +1,239 @@
+package redis
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ratewarden/ratewarden/algorithms"
+	"github.com/ratewarden/ratewarden/store"
+)
+
+func TestModuleCaddyfile(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		input string
+		want  Options
+		err   bool
+	}{
+		{"no block", `store redis`, Options{}, false},
+		{"every option", `store redis main {
+			address    10.0.0.1:6379 10.0.0.2:6379
+			username   caddy
+			password   {env.REDIS_PASSWORD}
+			db         0
+			key_prefix shop:
+			timeout    20ms
+		}`, Options{
+			Addresses: []string{"10.0.0.1:6379", "10.0.0.2:6379"},
+			Username:  "caddy", Password: "{env.REDIS_PASSWORD}",
+			KeyPrefix: "shop:", Timeout: caddy.Duration(20 * time.Millisecond),
+		}, false},
+		{"a url and a db", "store redis {\nurl rediss://redis.internal:6380\ndb 3\n}", Options{URL: "rediss://redis.internal:6380", DB: 3}, false},
+		{"an option given twice", "store redis {\ndb 1\ndb 2\n}", Options{}, true},
+		{"a missing value", "store redis {\npassword\n}", Options{}, true},
+		{"an extra value", "store redis {\nurl a b\n}", Options{}, true},
+		{"a negative db", "store redis {\ndb -1\n}", Options{}, true},
+		{"a bad timeout", "store redis {\ntimeout soon\n}", Options{}, true},
+		{"both url and address", "store redis {\nurl redis://x\naddress y:1\n}", Options{}, true},
+		{"an unknown option", "store redis {\nsentinel x\n}", Options{}, true},
+	}
+	for _, tc := range tests {
+		var m Module
+		err := m.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+		if (err != nil) != tc.err {
+			t.Errorf("%s: error = %v, want error %v", tc.name, err, tc.err)
+			continue
+		}
+		if !tc.err && !reflect.DeepEqual(m.Options, tc.want) {
+			t.Errorf("%s: got %+v, want %+v", tc.name, m.Options, tc.want)
+		}
+	}
+}
+
+// provision provisions m in a fresh Caddy context and cleans it up when the
+// test ends.
+func provision(tb testing.TB, m *Module) error {
+	tb.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	tb.Cleanup(cancel)
+	if err := m.Provision(ctx); err != nil {
+		return err
+	}
+	tb.Cleanup(func() { _ = m.Cleanup() })
+	return nil
+}
+
+func TestModuleExpandsPlaceholdersAndPoolsClients(t *testing.T) {
+	srv := startServer(t, "--requirepass", "s3cret-pw")
+	t.Setenv("RW_TEST_REDIS_ADDR", srv.Addr)
+	t.Setenv("RW_TEST_REDIS_PASSWORD", "s3cret-pw")
+	opts := Options{
+		Addresses: []string{"{env.RW_TEST_REDIS_ADDR}"},
+		Password:  "{env.RW_TEST_REDIS_PASSWORD}",
+		KeyPrefix: "mod:",
+		Timeout:   caddy.Duration(5 * time.Second),
+	}
+	old, cur := &Module{Options: opts}, &Module{Options: opts}
+	if err := provision(t, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := provision(t, cur); err != nil {
+		t.Fatal(err)
+	}
+	if old.Store.c != cur.Store.c {
+		t.Error("two configs with the same connection got different clients")
+	}
+	if old.Password != "{env.RW_TEST_REDIS_PASSWORD}" {
+		t.Error("Provision replaced the configured placeholder, which the JSON config would then show")
+	}
+
+	r := req(lookup(t, "gcra"), "z", key("pool"), 2, time.Hour, 1)
+	take(t, cur, r)
+	// A reload releases the old config: the shared client stays open.
+	if err := old.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if out := take(t, cur, r); out[0].Remaining != 0 {
+		t.Errorf("after the old config's cleanup: %+v", out[0])
+	}
+	// The last user closes it.
+	client := cur.Store.c.(goredis.UniversalClient)
+	if err := cur.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Ping(context.Background()).Err(); err == nil {
+		t.Error("the pooled client is still open after its last user's cleanup")
+	}
+}
+
+func TestSecretsStayOutOfErrors(t *testing.T) {
+	t.Parallel()
+	const secret = "hunter2-very-secret"
+	srv := startServer(t, "--requirepass", "the-right-one")
+
+	// A malformed URL: url.Parse would quote it, password and all.
+	_, err := NewClient(Options{URL: "redis://user:" + secret + "@host:6379\x7f/0"})
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("malformed url: %v", err)
+	}
+
+	// A wrong password: the decision fails without naming it.
+	c, err := NewClient(Options{Addresses: []string{srv.Addr}, Password: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	s := New(c, Options{Timeout: caddy.Duration(5 * time.Second)})
+	out := make([]algorithms.Decision, 1)
+	err = s.Take(context.Background(), []store.Request{req(lookup(t, "gcra"), "z", key("pw"), 1, time.Second, 1)}, out)
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("wrong password: %v", err)
+	}
+}
+
+func TestTakeGivesUpAtTheTimeoutOnAHungServer(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	c := srv.client(t)
+	s := New(c, Options{Timeout: caddy.Duration(50 * time.Millisecond)})
+	r := req(lookup(t, "gcra"), "z", key("hung"), 5, time.Second, 1)
+	take(t, s, r) // connect and load the script first
+
+	if err := srv.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = srv.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume)
+
+	start := time.Now()
+	err := s.Take(context.Background(), []store.Request{r}, make([]algorithms.Decision, 1))
+	elapsed := time.Since(start)
+	if err == nil {
+		t.Fatal("Take on a stopped server succeeded")
+	}
+	// Generous for -race on a small machine, far below go-redis's 3s
+	// read timeout.
+	if elapsed > 500*time.Millisecond {
+		t.Errorf("Take waited %v on a stopped server with a 50ms timeout", elapsed)
+	}
+	resume()
+	s.timeout = 5 * time.Second
+	if out := take(t, s, r); !out[0].Allowed {
+		t.Errorf("after SIGCONT: %+v", out[0])
+	}
+}
+
+func TestTakeRefusesWhatTheLuaTwinsCannotDecide(t *testing.T) {
+	t.Parallel()
+	s := testStore(t, sharedServer(t).client(t))
+	tests := []struct {
+		name string
+		r    store.Request
+	}{
+		{"an algorithm with no Lua twin", store.Request{Zone: "z", Algorithm: foreign{}, Policy: algorithms.Policy{Limit: 1}, Cost: 1}},
+		{"no algorithm", store.Request{Zone: "z", Policy: algorithms.Policy{Limit: 1}, Cost: 1}},
+		{"a token bucket past the precision bound", req(lookup(t, "token_bucket"), "z", key("big"), 50_000, 24*time.Hour, 1)},
+	}
+	for _, tc := range tests {
+		err := s.Take(context.Background(), []store.Request{tc.r}, make([]algorithms.Decision, 1))
+		if err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+}
+
+// foreign is a third-party algorithm: the Redis store cannot run it.
+type foreign struct{}
+
+func (foreign) Name() string { return "foreign" }
+func (foreign) Take(s algorithms.State, _ time.Time, p algorithms.Policy, _ int64) (algorithms.State, algorithms.Decision) {
+	return s, algorithms.Decision{Allowed: true, Limit: p.Limit}
+}
+
+func TestCheckPolicyBounds(t *testing.T) {
+	t.Parallel()
+	day, year := 24*time.Hour, 365*24*time.Hour
+	tests := []struct {
+		alg    string
+		policy algorithms.Policy
+		ok     bool
+	}{
+		{"token_bucket", algorithms.Policy{Limit: 45_000, Window: day}, true},
+		{"token_bucket", algorithms.Policy{Limit: 46_000, Window: day}, false},
+		{"token_bucket", algorithms.Policy{Limit: 1_000_000, Window: time.Hour}, true},
+		{"token_bucket", algorithms.Policy{Limit: 1, Window: 20 * year}, false},
+		{"sliding_window", algorithms.Policy{Limit: 90_000, Window: day}, true},
+		{"sliding_window", algorithms.Policy{Limit: 92_000, Window: day}, false},
+		{"gcra", algorithms.Policy{Limit: 1 << 40, Window: time.Second, Burst: 1 << 40}, true},
+		{"gcra", algorithms.Policy{Limit: 1, Window: 30 * year, Burst: 2}, false},
+		{"sliding_log", algorithms.Policy{Limit: 1 << 50, Window: time.Hour}, true},
+		{"fixed_window", algorithms.Policy{Limit: 1<<50 + 1, Window: time.Hour}, false},
+		{"fixed_window", algorithms.Policy{Limit: 10, Window: 36 * year}, false},
+		{"concurrency", algorithms.Policy{Limit: 10}, true},
+		{"concurrency", algorithms.Policy{Limit: 0, Window: time.Second}, true},
+	}
+	for _, tc := range tests {
+		err := CheckPolicy(lookup(t, tc.alg), tc.policy)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s %+v: %v, want ok %v", tc.alg, tc.policy, err, tc.ok)
+		}
+	}
+	if err := CheckPolicy(foreign{}, algorithms.Policy{Limit: 1}); err == nil {
+		t.Error("a foreign algorithm passed")
+	}
+}

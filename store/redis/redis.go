@@ -1,0 +1,217 @@
+// Package redis is Ratewarden's Redis store: counters live in Redis, so many
+// Caddy instances share one exact limit.
+//
+// Each algorithm has a Lua twin of its Go transition (lua/*.lua), and one
+// script decides a whole Take call atomically on the Redis server, with the
+// server's clock (TIME), so an instance with a skewed clock cannot change a
+// decision. The script runs with EVALSHA and falls back to EVAL when the
+// server has lost it (NOSCRIPT). Every key it writes gets a TTL of the
+// decision's ResetAfter, so idle keys expire by themselves.
+//
+// Lua numbers are doubles, so the twins are exact only within bounds that
+// cover every practical policy (a window up to 35 years; token_bucket up to
+// about 45 thousand per day with the default burst, a million per hour). CheckPolicy reports a
+// policy outside them, and Take refuses one. See precision.go.
+//
+// On Redis Cluster and with a client-side Ring, keys of different zones live
+// in different slots, so a Take over several zones is split per slot; see
+// split.go for how that stays all-or-nothing.
+package redis
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ratewarden/ratewarden/algorithms"
+	"github.com/ratewarden/ratewarden/store"
+)
+
+// Defaults for Options fields left at their zero value.
+const (
+	DefaultKeyPrefix = "ratewarden:"
+	DefaultTimeout   = 50 * time.Millisecond
+)
+
+// Client is what the store needs from a go-redis client. *redis.Client,
+// *redis.ClusterClient, *redis.Ring and every redis.UniversalClient
+// implement it.
+type Client interface {
+	goredis.Scripter
+	Del(ctx context.Context, keys ...string) *goredis.IntCmd
+}
+
+// Store is the Redis store. It implements store.Store, store.Inspector and
+// store.Resetter, and is safe for concurrent use. Create one with New.
+type Store struct {
+	c       Client
+	prefix  string
+	timeout time.Duration
+	// split is set for clients that route each key to its own node
+	// (Cluster, Ring): a call whose keys have different hash tags is then
+	// split per tag.
+	split bool
+
+	// now, when set, gives the script an explicit time in unix
+	// microseconds instead of the server's TIME, and minTTL is the
+	// shortest TTL it sets in milliseconds. Only tests set them, to drive
+	// the Lua twins on a simulated clock.
+	now    func() int64
+	minTTL int64
+}
+
+// New returns a store that keeps its counters in Redis through c. Only
+// opts.KeyPrefix and opts.Timeout are used; the connection settings are
+// NewClient's.
+func New(c Client, opts Options) *Store {
+	opts = opts.withDefaults()
+	s := &Store{c: c, prefix: opts.KeyPrefix, timeout: time.Duration(opts.Timeout), minTTL: 1}
+	switch c.(type) {
+	case *goredis.ClusterClient, *goredis.Ring:
+		s.split = true
+	}
+	return s
+}
+
+// Take decides every request in reqs at once and writes one decision per
+// request into out. See store.Store for the all-or-nothing contract. The
+// whole call, retries included, takes at most the store's Timeout.
+func (s *Store) Take(ctx context.Context, reqs []store.Request, out []algorithms.Decision) error {
+	if len(out) != len(reqs) {
+		return fmt.Errorf("taking from redis store: %d decisions for %d requests", len(out), len(reqs))
+	}
+	if len(reqs) == 0 {
+		return nil
+	}
+	keys, ids, err := s.prepare(reqs)
+	if err != nil {
+		return fmt.Errorf("taking from redis store: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if s.split {
+		if groups := groupByTag(keys); len(groups) > 1 {
+			return s.takeSplit(ctx, reqs, keys, ids, out, groups)
+		}
+	}
+	if err := s.eval(ctx, reqs, keys, ids, out, false); err != nil {
+		return fmt.Errorf("taking from redis store: %w", err)
+	}
+	return nil
+}
+
+// prepare returns the key and script id of every request, and refuses a
+// request the Lua twins cannot decide exactly.
+func (s *Store) prepare(reqs []store.Request) ([]string, []algID, error) {
+	keys := make([]string, len(reqs))
+	ids := make([]algID, len(reqs))
+	for i := range reqs {
+		r := &reqs[i]
+		id, err := idOf(r.Algorithm)
+		if err != nil {
+			return nil, nil, fmt.Errorf("zone %q: %w", r.Zone, err)
+		}
+		if err := checkPrecision(id, r.Policy); err != nil {
+			return nil, nil, fmt.Errorf("zone %q: %w", r.Zone, err)
+		}
+		keys[i], ids[i] = keyName(s.prefix, r.Zone, r.Key, id), id
+	}
+	return keys, ids, nil
+}
+
+// eval runs the take script once for reqs, whose keys must share a slot,
+// and fills out. A dry run decides as usual but writes nothing.
+func (s *Store) eval(ctx context.Context, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, dry bool) error {
+	args := make([]any, 0, 3+argsPerRequest*len(reqs))
+	var now any = ""
+	if s.now != nil {
+		now = s.now()
+	}
+	dryArg := 0
+	if dry {
+		dryArg = 1
+	}
+	args = append(args, now, s.minTTL, dryArg)
+	for i := range reqs {
+		args = appendArgs(args, ids[i], &reqs[i])
+	}
+	vals, err := takeScript.Run(ctx, s.c, keys, args...).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("running the take script: %w", err)
+	}
+	if len(vals) != 4*len(reqs) {
+		return fmt.Errorf("take script replied %d values for %d requests", len(vals), len(reqs))
+	}
+	for i := range reqs {
+		v := vals[4*i : 4*i+4]
+		if v[0] < 0 || v[0] > 1 || v[1] < 0 || v[2] < 0 || v[3] < 0 {
+			return fmt.Errorf("take script replied %v for request %d", v, i)
+		}
+		out[i] = algorithms.Decision{
+			Allowed:    v[0] == 1,
+			Limit:      reqs[i].Policy.Limit,
+			Remaining:  v[1],
+			RetryAfter: dur(v[2]),
+			ResetAfter: dur(v[3]),
+		}
+	}
+	return nil
+}
+
+// Inspect returns the decision req would get at cost 0, charging nothing.
+func (s *Store) Inspect(ctx context.Context, req store.Request) (algorithms.Decision, error) {
+	req.Cost, req.Peek = 0, true
+	reqs := []store.Request{req}
+	out := make([]algorithms.Decision, 1)
+	if err := s.Take(ctx, reqs, out); err != nil {
+		return algorithms.Decision{}, fmt.Errorf("inspecting: %w", err)
+	}
+	return out[0], nil
+}
+
+// Reset forgets the counters of key in zone, whatever their algorithm.
+func (s *Store) Reset(ctx context.Context, zone string, key store.Key) error {
+	keys := make([]string, 0, len(algNames)-1)
+	for id := algGCRA; id <= algConcurrency; id++ {
+		keys = append(keys, keyName(s.prefix, zone, key, id))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := s.c.Del(ctx, keys...).Err(); err != nil {
+		return fmt.Errorf("resetting a key in redis store: %w", err)
+	}
+	return nil
+}
+
+// CheckPolicy reports whether the store can decide alg under p exactly; see
+// the package function CheckPolicy. A handler that finds this method on its
+// store calls it for each zone at provision time.
+func (s *Store) CheckPolicy(alg algorithms.Algorithm, p algorithms.Policy) error {
+	return CheckPolicy(alg, p)
+}
+
+// dur converts microseconds to a Duration like the algorithms package: 0
+// for negative values, saturating at the largest Duration.
+func dur(us int64) time.Duration {
+	switch {
+	case us <= 0:
+		return 0
+	case us > math.MaxInt64/int64(time.Microsecond):
+		return math.MaxInt64
+	}
+	return time.Duration(us) * time.Microsecond
+}
+
+// Interface guards
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.Inspector = (*Store)(nil)
+	_ store.Resetter  = (*Store)(nil)
+	_ Client          = (*goredis.Client)(nil)
+	_ Client          = (*goredis.ClusterClient)(nil)
+	_ Client          = (*goredis.Ring)(nil)
+	_ Client          = goredis.UniversalClient(nil)
+)

@@ -84,7 +84,15 @@ func get(client *http.Client, url, key string) (*http.Response, error) {
 	req.Header.Set("X-Key", key)
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, err
+		// A reload closes the old server's keep-alive connections; a GET
+		// sent on one at that instant fails with EOF before any answer.
+		// Plain Caddy does the same, and HTTP lets a client retry an
+		// idempotent request once on a new connection (RFC 9110, 9.2.2),
+		// as browsers do. A second failure is a real one.
+		resp, err = client.Do(req)
+		if err != nil {
+			return nil, err
+		}
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()

@@ -37,8 +37,9 @@ func (Module) CaddyModule() caddy.ModuleInfo {
 
 // Provision expands placeholders in the connection settings and loads the
 // pooled client for them. It does not connect: an unreachable Redis fails
-// decisions, not the config load.
-func (m *Module) Provision(_ caddy.Context) error {
+// decisions, not the config load. Each config load gets a circuit breaker
+// of its own, closed.
+func (m *Module) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	opts := m.Options
 	opts.Addresses = make([]string, len(m.Addresses))
@@ -49,9 +50,14 @@ func (m *Module) Provision(_ caddy.Context) error {
 	opts.Username = repl.ReplaceKnown(opts.Username, "")
 	opts.Password = repl.ReplaceKnown(opts.Password, "")
 	opts.KeyPrefix = repl.ReplaceKnown(opts.KeyPrefix, "")
-	opts = opts.withDefaults()
 	if err := opts.validate(); err != nil {
 		return fmt.Errorf("provisioning redis store: %w", err)
+	}
+	opts.Name = store.NameFromContext(ctx)
+	opts.Logger = ctx.Logger()
+	opts = opts.withDefaults()
+	if err := registerCollectors(ctx); err != nil {
+		return fmt.Errorf("registering redis store metrics: %w", err)
 	}
 	c, key, err := loadClient(opts)
 	if err != nil {
@@ -70,6 +76,7 @@ func (m *Module) Cleanup() error {
 		return nil
 	}
 	m.released = true
+	m.Store.Close()
 	return releaseClient(m.poolKey)
 }
 
@@ -83,10 +90,13 @@ func (m *Module) Cleanup() error {
 //		db         <n>
 //		key_prefix <prefix>
 //		timeout    <duration>
+//		on_failure allow|deny|local
+//		breaker_failures <n>
+//		breaker_cooldown <duration>
 //	}
 //
 // Give address or url, not both; several addresses are a Redis Cluster.
-// Every value may be a placeholder such as {env.REDIS_PASSWORD}.
+// Every connection value may be a placeholder such as {env.REDIS_PASSWORD}.
 func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "store"
 	d.RemainingArgs()
@@ -118,12 +128,29 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			m.DB = n
 		case "key_prefix":
 			m.KeyPrefix = args[0]
-		case "timeout":
+		case "timeout", "breaker_cooldown":
 			dur, err := caddy.ParseDuration(args[0])
 			if err != nil || dur <= 0 {
-				return d.Errf("invalid timeout %q: want a positive duration such as 50ms", args[0])
+				return d.Errf("invalid %s %q: want a positive duration such as 50ms", opt, args[0])
 			}
-			m.Timeout = caddy.Duration(dur)
+			if opt == "timeout" {
+				m.Timeout = caddy.Duration(dur)
+			} else {
+				m.BreakerCooldown = caddy.Duration(dur)
+			}
+		case "on_failure":
+			switch args[0] {
+			case OnFailureAllow, OnFailureDeny, OnFailureLocal:
+				m.OnFailure = args[0]
+			default:
+				return d.Errf("on_failure must be allow, deny or local, got %q", args[0])
+			}
+		case "breaker_failures":
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n <= 0 {
+				return d.Errf("breaker_failures must be a whole number greater than zero, got %q", args[0])
+			}
+			m.BreakerFailures = n
 		default:
 			return d.Errf("unrecognized redis store option %q", opt)
 		}

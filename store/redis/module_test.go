@@ -4,7 +4,6 @@ import (
 	"context"
 	"reflect"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,11 +31,19 @@ func TestModuleCaddyfile(t *testing.T) {
 			db         0
 			key_prefix shop:
 			timeout    20ms
+			on_failure local
+			breaker_failures 3
+			breaker_cooldown 2s
 		}`, Options{
 			Addresses: []string{"10.0.0.1:6379", "10.0.0.2:6379"},
 			Username:  "caddy", Password: "{env.REDIS_PASSWORD}",
 			KeyPrefix: "shop:", Timeout: caddy.Duration(20 * time.Millisecond),
+			OnFailure: OnFailureLocal, BreakerFailures: 3, BreakerCooldown: caddy.Duration(2 * time.Second),
 		}, false},
+		{"on_failure deny", "store redis {\non_failure deny\n}", Options{OnFailure: OnFailureDeny}, false},
+		{"an unknown on_failure", "store redis {\non_failure retry\n}", Options{}, true},
+		{"zero breaker_failures", "store redis {\nbreaker_failures 0\n}", Options{}, true},
+		{"a bad breaker_cooldown", "store redis {\nbreaker_cooldown -1s\n}", Options{}, true},
 		{"a url and a db", "store redis {\nurl rediss://redis.internal:6380\ndb 3\n}", Options{URL: "rediss://redis.internal:6380", DB: 3}, false},
 		{"an option given twice", "store redis {\ndb 1\ndb 2\n}", Options{}, true},
 		{"a missing value", "store redis {\npassword\n}", Options{}, true},
@@ -115,6 +122,36 @@ func TestModuleExpandsPlaceholdersAndPoolsClients(t *testing.T) {
 	}
 }
 
+func TestModuleRefusesABadFailurePolicy(t *testing.T) {
+	t.Parallel()
+	for _, opts := range []Options{{OnFailure: "retry"}, {BreakerFailures: -1}, {BreakerCooldown: -1}} {
+		if err := provision(t, &Module{Options: opts}); err == nil {
+			t.Errorf("%+v: provisioned", opts)
+		}
+	}
+}
+
+func TestModuleFallsBackLocallyWhenConfigured(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	m := &Module{Options: Options{
+		Addresses: []string{srv.Addr}, KeyPrefix: "mod-local:",
+		Timeout: caddy.Duration(time.Second), OnFailure: OnFailureLocal,
+	}}
+	if err := provision(t, m); err != nil {
+		t.Fatal(err)
+	}
+	r := req(lookup(t, "gcra"), "z", key("mod-local"), 2, time.Hour, 1)
+	take(t, m, r)
+	srv.stop()
+	// Redis is gone: the local limiter decides, from an empty counter.
+	for i, want := range []bool{true, true, false} {
+		if out := take(t, m, r); out[0].Allowed != want {
+			t.Errorf("local decision %d: %+v, want allowed %v", i, out[0], want)
+		}
+	}
+}
+
 func TestSecretsStayOutOfErrors(t *testing.T) {
 	t.Parallel()
 	const secret = "hunter2-very-secret"
@@ -148,17 +185,7 @@ func TestTakeGivesUpAtTheTimeoutOnAHungServer(t *testing.T) {
 	r := req(lookup(t, "gcra"), "z", key("hung"), 5, time.Second, 1)
 	take(t, s, r) // connect and load the script first
 
-	if err := srv.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			_ = srv.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	}
-	t.Cleanup(resume)
+	resume := srv.pause(t)
 
 	start := time.Now()
 	err := s.Take(context.Background(), []store.Request{r}, make([]algorithms.Decision, 1))

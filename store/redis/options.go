@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 // Options configures the Redis store. Its fields are JSON-ready, so the
@@ -43,10 +45,59 @@ type Options struct {
 	KeyPrefix string `json:"key_prefix,omitempty"`
 
 	// Timeout is the budget of one decision, from the call to the reply,
-	// retries included. Past it the decision fails, and the handler's
-	// failure policy applies. Default: 50ms.
+	// retries included. Past it the decision fails, and OnFailure
+	// applies. Default: 50ms. Example: "20ms".
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// OnFailure decides requests when Redis cannot: when a decision fails
+	// or times out, and at once, without asking Redis, while the circuit
+	// breaker is open.
+	//
+	//   - "allow" lets the request through (fail open).
+	//   - "deny" refuses it with 503 Service Unavailable and a Retry-After
+	//     of the time left until the breaker probes Redis again (at least
+	//     1s).
+	//   - "local" decides with an in-memory limiter of this Caddy instance,
+	//     with the same algorithm and limits. Its counters are its own and
+	//     start empty: with N instances behind a load balancer, each admits
+	//     the full limit, so during an outage a client can get up to N
+	//     times the limit cluster-wide (exactly the limit when the load
+	//     balancer pins each client to one instance). If N times the limit
+	//     is too much for what the limit protects, configure the zones'
+	//     limits for the outage (limit/N each, which Redis then also
+	//     applies) or use "deny". The local counters are kept until they
+	//     expire, but Redis decides again as soon as it is back.
+	//
+	// Default: allow. Example: "local".
+	OnFailure string `json:"on_failure,omitempty"`
+
+	// BreakerFailures is how many consecutive failed or timed-out decisions
+	// open the circuit breaker. While it is open, decisions do not wait on
+	// Redis: OnFailure applies at once. A denied request is not a failure,
+	// nor is a request whose client went away. Default: 5. Example: 10.
+	BreakerFailures int `json:"breaker_failures,omitempty"`
+
+	// BreakerCooldown is how long the breaker stays open. Then one decision
+	// probes Redis (half-open): if it succeeds the breaker closes and Redis
+	// decides again, otherwise it stays open for another cooldown.
+	// Default: 5s. Example: "2s".
+	BreakerCooldown caddy.Duration `json:"breaker_cooldown,omitempty"`
+
+	// Name labels the store's metrics and log entries. The module sets it
+	// to the store's configured name. Default: "default".
+	Name string `json:"-"`
+
+	// Logger receives the breaker's state changes, once per change.
+	// Default: none.
+	Logger *zap.Logger `json:"-"`
 }
+
+// Values of Options.OnFailure.
+const (
+	OnFailureAllow = "allow"
+	OnFailureDeny  = "deny"
+	OnFailureLocal = "local"
+)
 
 // withDefaults returns o with every zero field set to its default.
 func (o Options) withDefaults() Options {
@@ -55,6 +106,21 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = caddy.Duration(DefaultTimeout)
+	}
+	if o.OnFailure == "" {
+		o.OnFailure = OnFailureAllow
+	}
+	if o.BreakerFailures <= 0 {
+		o.BreakerFailures = DefaultBreakerFailures
+	}
+	if o.BreakerCooldown <= 0 {
+		o.BreakerCooldown = caddy.Duration(DefaultBreakerCooldown)
+	}
+	if o.Name == "" {
+		o.Name = "default"
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
 	}
 	return o
 }
@@ -66,6 +132,17 @@ func (o Options) validate() error {
 	}
 	if strings.ContainsAny(o.KeyPrefix, "{}") {
 		return fmt.Errorf("key_prefix %q must not contain braces: they would become the Cluster hash tag of every key", o.KeyPrefix)
+	}
+	switch o.OnFailure {
+	case "", OnFailureAllow, OnFailureDeny, OnFailureLocal:
+	default:
+		return fmt.Errorf("on_failure must be allow, deny or local, got %q", o.OnFailure)
+	}
+	if o.BreakerFailures < 0 {
+		return fmt.Errorf("breaker_failures must be one or more, got %d", o.BreakerFailures)
+	}
+	if o.BreakerCooldown < 0 {
+		return fmt.Errorf("breaker_cooldown must be positive, got %v", time.Duration(o.BreakerCooldown))
 	}
 	if o.DB < 0 {
 		return fmt.Errorf("db must not be negative, got %d", o.DB)

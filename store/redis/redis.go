@@ -54,6 +54,8 @@ type Store struct {
 	// (Cluster, Ring): a call whose keys have different hash tags is then
 	// split per tag.
 	split bool
+	// g is the circuit breaker and the on_failure policy; see failure.go.
+	g *guard
 
 	// now, when set, gives the script an explicit time in unix
 	// microseconds instead of the server's TIME, and minTTL is the
@@ -63,12 +65,12 @@ type Store struct {
 	minTTL int64
 }
 
-// New returns a store that keeps its counters in Redis through c. Only
-// opts.KeyPrefix and opts.Timeout are used; the connection settings are
-// NewClient's.
+// New returns a store that keeps its counters in Redis through c. The
+// connection settings of opts are NewClient's, and not used here. Under the
+// local failure policy, call Close when done with the store.
 func New(c Client, opts Options) *Store {
 	opts = opts.withDefaults()
-	s := &Store{c: c, prefix: opts.KeyPrefix, timeout: time.Duration(opts.Timeout), minTTL: 1}
+	s := &Store{c: c, prefix: opts.KeyPrefix, timeout: time.Duration(opts.Timeout), minTTL: 1, g: newGuard(opts)}
 	switch c.(type) {
 	case *goredis.ClusterClient, *goredis.Ring:
 		s.split = true
@@ -78,7 +80,9 @@ func New(c Client, opts Options) *Store {
 
 // Take decides every request in reqs at once and writes one decision per
 // request into out. See store.Store for the all-or-nothing contract. The
-// whole call, retries included, takes at most the store's Timeout.
+// whole call, retries included, takes at most the store's Timeout. When
+// Redis fails, or the circuit breaker is open, the on_failure policy
+// decides: see Options.OnFailure and failure.go.
 func (s *Store) Take(ctx context.Context, reqs []store.Request, out []algorithms.Decision) error {
 	if len(out) != len(reqs) {
 		return fmt.Errorf("taking from redis store: %d decisions for %d requests", len(out), len(reqs))
@@ -90,17 +94,24 @@ func (s *Store) Take(ctx context.Context, reqs []store.Request, out []algorithms
 	if err != nil {
 		return fmt.Errorf("taking from redis store: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
+	err = s.do(ctx, opTake, func(ctx context.Context) error {
+		return s.decide(ctx, reqs, keys, ids, out)
+	})
+	if err != nil {
+		return s.fallback(ctx, reqs, out, fmt.Errorf("taking from redis store: %w", err))
+	}
+	return nil
+}
+
+// decide runs the take script for reqs, split per hash tag when the client
+// routes keys to several nodes.
+func (s *Store) decide(ctx context.Context, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision) error {
 	if s.split {
 		if groups := groupByTag(keys); len(groups) > 1 {
 			return s.takeSplit(ctx, reqs, keys, ids, out, groups)
 		}
 	}
-	if err := s.eval(ctx, reqs, keys, ids, out, false); err != nil {
-		return fmt.Errorf("taking from redis store: %w", err)
-	}
-	return nil
+	return s.eval(ctx, reqs, keys, ids, out, false)
 }
 
 // prepare returns the key and script id of every request, and refuses a
@@ -162,12 +173,20 @@ func (s *Store) eval(ctx context.Context, reqs []store.Request, keys []string, i
 }
 
 // Inspect returns the decision req would get at cost 0, charging nothing.
+// It reports what Redis holds: when Redis fails it returns the error, not a
+// decision of the on_failure policy.
 func (s *Store) Inspect(ctx context.Context, req store.Request) (algorithms.Decision, error) {
 	req.Cost, req.Peek = 0, true
 	reqs := []store.Request{req}
 	out := make([]algorithms.Decision, 1)
-	if err := s.Take(ctx, reqs, out); err != nil {
-		return algorithms.Decision{}, fmt.Errorf("inspecting: %w", err)
+	keys, ids, err := s.prepare(reqs)
+	if err == nil {
+		err = s.do(ctx, opInspect, func(ctx context.Context) error {
+			return s.eval(ctx, reqs, keys, ids, out, false)
+		})
+	}
+	if err != nil {
+		return algorithms.Decision{}, fmt.Errorf("inspecting a key in redis store: %w", err)
 	}
 	return out[0], nil
 }
@@ -178,9 +197,10 @@ func (s *Store) Reset(ctx context.Context, zone string, key store.Key) error {
 	for id := algGCRA; id <= algConcurrency; id++ {
 		keys = append(keys, keyName(s.prefix, zone, key, id))
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	if err := s.c.Del(ctx, keys...).Err(); err != nil {
+	err := s.do(ctx, opReset, func(ctx context.Context) error {
+		return s.c.Del(ctx, keys...).Err()
+	})
+	if err != nil {
 		return fmt.Errorf("resetting a key in redis store: %w", err)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -102,6 +103,11 @@ func launchOnce(extra []string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return launchOn(port, extra)
+}
+
+// launchOn starts redis-server on port and waits until it answers PING.
+func launchOn(port int, extra []string) (*server, error) {
 	dir, err := os.MkdirTemp("", "ratewarden-redis-")
 	if err != nil {
 		return nil, err
@@ -191,6 +197,42 @@ func (srv *server) stop() {
 		}
 		os.RemoveAll(srv.dir)
 	})
+}
+
+// restart kills srv and starts a new, empty server on the same port (there
+// is no persistence), stopped when the test ends. The port may take a
+// moment to be free again.
+func (srv *server) restart(tb testing.TB, extra ...string) *server {
+	tb.Helper()
+	srv.stop()
+	_, portStr, _ := net.SplitHostPort(srv.Addr)
+	port, _ := strconv.Atoi(portStr)
+	var lastErr error
+	for range 20 {
+		next, err := launchOn(port, extra)
+		if err == nil {
+			tb.Cleanup(next.stop)
+			return next
+		}
+		lastErr = err
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.Fatalf("restarting redis-server on %s: %v", srv.Addr, lastErr)
+	return nil
+}
+
+// pause stops srv with SIGSTOP, so that it accepts connections but never
+// answers, until the returned resume is called (SIGCONT). The test's end
+// resumes it if the test did not.
+func (srv *server) pause(tb testing.TB) (resume func()) {
+	tb.Helper()
+	if err := srv.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		tb.Fatalf("pausing redis-server: %v", err)
+	}
+	var once sync.Once
+	resume = func() { once.Do(func() { _ = srv.cmd.Process.Signal(syscall.SIGCONT) }) }
+	tb.Cleanup(resume)
+	return resume
 }
 
 // client returns a client of srv, closed when the test ends.

@@ -86,7 +86,7 @@ func (s *Store) takeSplit(ctx context.Context, reqs []store.Request, keys []stri
 	for g, idx := range groups {
 		subs[g] = pick(reqs, keys, ids, idx)
 		if err := s.evalGroup(ctx, subs[g], idx, out, true); err != nil {
-			return fmt.Errorf("taking from redis store: %w", err)
+			return err
 		}
 	}
 	if store.Blocked(reqs, out) {
@@ -94,7 +94,6 @@ func (s *Store) takeSplit(ctx context.Context, reqs []store.Request, keys []stri
 	}
 	for g, idx := range groups {
 		if err := s.evalGroup(ctx, subs[g], idx, out, false); err != nil {
-			err = fmt.Errorf("taking from redis store: %w", err)
 			return errors.Join(err, s.refund(ctx, subs[:g]))
 		}
 		if store.Blocked(subs[g].reqs, subs[g].out) {

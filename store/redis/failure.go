@@ -1,0 +1,178 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
+
+	"github.com/ratewarden/ratewarden/algorithms"
+	"github.com/ratewarden/ratewarden/store"
+	"github.com/ratewarden/ratewarden/store/memory"
+)
+
+// Failure handling.
+//
+// Every call to Redis goes through a circuit breaker and is bounded by the
+// store's timeout. BreakerFailures consecutive failures (errors or
+// timeouts) open the breaker; while it is open no call reaches Redis and
+// Take applies the on_failure policy at once, so no request waits on a dead
+// or hung server. After BreakerCooldown one call probes Redis (half-open):
+// its success closes the breaker, its failure opens it for another
+// cooldown. While the probe runs, other calls apply the policy.
+//
+// A denial is a success: Redis decided. A NOSCRIPT reply never gets here
+// (go-redis falls back to EVAL by itself). A call whose caller cancelled it
+// counts as neither success nor failure, and gets no policy decision: no
+// one is waiting for it.
+
+// Defaults for the failure Options.
+const (
+	DefaultBreakerFailures = 5
+	DefaultBreakerCooldown = 5 * time.Second
+)
+
+// errCallerGone marks a call abandoned by its caller, which the breaker
+// counts as neither a success nor a failure.
+var errCallerGone = errors.New("the caller cancelled the call")
+
+// guard is a store's breaker, failure policy and their metrics.
+type guard struct {
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	policy   string
+	cooldown time.Duration
+	// local decides under the local policy; nil under the others.
+	local *memory.Store
+
+	// openUntil is when the breaker last opened plus the cooldown, in unix
+	// nanoseconds; lastErr is the last failure's message, for the log line
+	// that says the breaker opened.
+	openUntil atomic.Int64
+	lastErr   atomic.Pointer[string]
+
+	log *zap.Logger
+	m   storeMetrics
+}
+
+// newGuard returns the guard for opts, which have their defaults.
+func newGuard(opts Options) *guard {
+	g := &guard{
+		policy:   opts.OnFailure,
+		cooldown: time.Duration(opts.BreakerCooldown),
+		log:      opts.Logger.With(zap.String("store", opts.Name)),
+		m:        newStoreMetrics(opts.Name, opts.OnFailure),
+	}
+	failures := uint32(opts.BreakerFailures)
+	g.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        opts.Name,
+		MaxRequests: 1,
+		Timeout:     g.cooldown,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
+		IsExcluded:  func(err error) bool { return errors.Is(err, errCallerGone) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			g.changed(from, to)
+		},
+	})
+	g.m.state.Set(0)
+	if g.policy == OnFailureLocal {
+		g.local = memory.New(memory.Options{})
+	}
+	return g
+}
+
+// do runs call through the breaker with the store's timeout, and records
+// its outcome. When the breaker is open it returns at once, without
+// calling.
+func (s *Store) do(ctx context.Context, op string, call func(context.Context) error) error {
+	done, err := s.g.cb.Allow()
+	if err != nil {
+		return fmt.Errorf("not asking redis: %w", err)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	start := time.Now()
+	err = call(callCtx)
+	cancel()
+	s.g.m.duration(op).Observe(time.Since(start).Seconds())
+	switch {
+	case err == nil:
+		done(nil)
+	case ctx.Err() != nil:
+		done(errCallerGone)
+	default:
+		s.g.m.errors.Inc()
+		msg := err.Error()
+		s.g.lastErr.Store(&msg)
+		done(err)
+	}
+	return err
+}
+
+// fallback decides reqs by the on_failure policy after Redis failed with
+// err, and returns what Take returns.
+func (s *Store) fallback(ctx context.Context, reqs []store.Request, out []algorithms.Decision, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	s.g.m.fallback.Inc()
+	switch s.g.policy {
+	case OnFailureDeny:
+		return &store.UnavailableError{RetryAfter: s.g.retryAfter(), Err: err}
+	case OnFailureLocal:
+		if err := s.g.local.Take(ctx, reqs, out); err != nil {
+			return fmt.Errorf("deciding locally while redis is unavailable: %w", err)
+		}
+		return nil
+	}
+	return err
+}
+
+// retryAfter is how long until the breaker probes Redis again, or 1s when
+// it is not open.
+func (g *guard) retryAfter() time.Duration {
+	if d := time.Until(time.Unix(0, g.openUntil.Load())); d > 0 {
+		return d
+	}
+	return time.Second
+}
+
+// changed records a transition of the breaker. It runs under the breaker's
+// lock, once per transition. Opening and closing are logged as warnings
+// and information; the probes of a lasting outage (open to half-open and
+// back) only at debug level, so an outage costs two lines at the default
+// level however long it lasts.
+func (g *guard) changed(from, to gobreaker.State) {
+	switch to {
+	case gobreaker.StateOpen:
+		g.openUntil.Store(time.Now().Add(g.cooldown).UnixNano())
+		g.m.state.Set(2)
+		var last string
+		if p := g.lastErr.Load(); p != nil {
+			last = *p
+		}
+		level := zap.WarnLevel
+		msg := "redis store unavailable: circuit breaker open, on_failure decides without asking redis"
+		if from == gobreaker.StateHalfOpen {
+			level, msg = zap.DebugLevel, "redis store still unavailable: circuit breaker open again"
+		}
+		g.log.Log(level, msg, zap.String("on_failure", g.policy),
+			zap.Duration("cooldown", g.cooldown), zap.String("last_error", last))
+	case gobreaker.StateHalfOpen:
+		g.m.state.Set(1)
+		g.log.Debug("circuit breaker half-open: probing redis")
+	case gobreaker.StateClosed:
+		g.m.state.Set(0)
+		g.log.Info("redis store available again: circuit breaker closed")
+	}
+}
+
+// Close stops the in-memory limiter of the local policy. The store stays
+// usable: the limiter only stops sweeping expired keys.
+func (s *Store) Close() {
+	if s.g.local != nil {
+		s.g.local.Close()
+	}
+}

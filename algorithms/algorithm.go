@@ -113,6 +113,11 @@ type Exact interface {
 // State.
 func Micros(t time.Time) int64 { return t.UnixMicro() }
 
+// FromMicros converts microseconds to a Duration: 0 for negative values,
+// saturating at the largest Duration. Stores use it to read decisions
+// computed elsewhere (the Redis store's Lua twins).
+func FromMicros(us int64) time.Duration { return dur(us) }
+
 // Lookup returns a new instance of the algorithm registered as
 // rate_limit.algorithms.<name>.
 func Lookup(name string) (Algorithm, error) {

@@ -21,7 +21,6 @@ package redis
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -165,8 +164,8 @@ func (s *Store) eval(ctx context.Context, reqs []store.Request, keys []string, i
 			Allowed:    v[0] == 1,
 			Limit:      reqs[i].Policy.Limit,
 			Remaining:  v[1],
-			RetryAfter: dur(v[2]),
-			ResetAfter: dur(v[3]),
+			RetryAfter: algorithms.FromMicros(v[2]),
+			ResetAfter: algorithms.FromMicros(v[3]),
 		}
 	}
 	return nil
@@ -211,18 +210,6 @@ func (s *Store) Reset(ctx context.Context, zone string, key store.Key) error {
 // store calls it for each zone at provision time.
 func (s *Store) CheckPolicy(alg algorithms.Algorithm, p algorithms.Policy) error {
 	return CheckPolicy(alg, p)
-}
-
-// dur converts microseconds to a Duration like the algorithms package: 0
-// for negative values, saturating at the largest Duration.
-func dur(us int64) time.Duration {
-	switch {
-	case us <= 0:
-		return 0
-	case us > math.MaxInt64/int64(time.Microsecond):
-		return math.MaxInt64
-	}
-	return time.Duration(us) * time.Microsecond
 }
 
 // Interface guards

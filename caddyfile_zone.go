@@ -47,7 +47,7 @@ func (h *Handler) unmarshalZone(d *caddyfile.Dispenser) error {
 					return d.ArgErr()
 				}
 				if err := checkMatchExpression(expr); err != nil {
-					return d.Errf("zone %q: match expression: %v", name, err)
+					return d.Errf("zone %q: match expression %q: %v", name, expr, err)
 				}
 				exprs = append(exprs, expr)
 				continue

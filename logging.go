@@ -44,8 +44,9 @@ func (h *Handler) logRejection(r *http.Request, repl *caddy.Replacer, sc *scratc
 }
 
 // logShadow logs shadow denials of an allowed request and records the
-// decision in the access log.
-func (h *Handler) logShadow(r *http.Request, repl *caddy.Replacer, sc *scratch) {
+// decision in the access log: the shadow denial if there is one, otherwise
+// the zone the response headers describe (shown, or the first zone).
+func (h *Handler) logShadow(r *http.Request, repl *caddy.Replacer, sc *scratch, shown int) {
 	for i := range sc.out {
 		if sc.out[i].Allowed {
 			continue
@@ -56,9 +57,7 @@ func (h *Handler) logShadow(r *http.Request, repl *caddy.Replacer, sc *scratch) 
 		}
 		return
 	}
-	if len(sc.zones) > 0 {
-		h.accessLogFields(r, sc.zones[0], outcomeAllowed)
-	}
+	h.accessLogFields(r, sc.zones[max(shown, 0)], outcomeAllowed)
 }
 
 // decisionFields describes zone i's decision. The raw key appears only with

@@ -192,8 +192,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	sc := h.scratch.Get().(*scratch)
-	defer h.scratch.Put(sc)
-	sc.reset()
+	defer h.putScratch(sc)
 	h.collect(r, repl, sc)
 	if len(sc.reqs) == 0 {
 		repl.Set(phExceeded, false)
@@ -213,11 +212,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.logRejection(r, repl, sc, shown)
 		return h.refuse(w, r, sc.out[shown].RetryAfter)
 	}
-	h.logShadow(r, repl, sc)
+	h.logShadow(r, repl, sc, shown)
 	if !sc.needsAfter() {
 		return next.ServeHTTP(w, r)
 	}
 	return h.serveAndSettle(w, r, next, sc)
+}
+
+// putScratch clears sc, so the pool holds no request's keys, and returns it.
+func (h *Handler) putScratch(sc *scratch) {
+	sc.reset()
+	h.scratch.Put(sc)
 }
 
 // storeFailed applies the store's failure outcome: an UnavailableError

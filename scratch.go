@@ -15,12 +15,13 @@ type scratch struct {
 }
 
 func newScratch(zones int) *scratch {
-	return &scratch{
+	sc := &scratch{
 		zones: make([]*Zone, 0, zones),
 		raw:   make([]string, 0, zones),
 		reqs:  make([]store.Request, 0, zones),
 		out:   make([]algorithms.Decision, zones),
 	}
+	return sc
 }
 
 func (sc *scratch) reset() {

@@ -56,6 +56,9 @@ type guard struct {
 
 	log *zap.Logger
 	m   storeMetrics
+
+	// reloading is set while a topology reload runs; see reloadTopology.
+	reloading atomic.Bool
 }
 
 // newGuard returns the guard for opts, which have their defaults.
@@ -107,8 +110,31 @@ func (s *Store) do(ctx context.Context, op string, call func(context.Context) er
 		msg := err.Error()
 		s.g.lastErr.Store(&msg)
 		done(err)
+		s.reloadTopology()
 	}
 	return err
+}
+
+// topologyReloader is a client that can refresh its map of which node
+// serves which slot (*goredis.ClusterClient).
+type topologyReloader interface {
+	ReloadState(ctx context.Context)
+}
+
+// reloadTopology asks a Cluster client to refresh its slot map after a
+// failed call, one refresh at a time. go-redis learns a new map only from
+// MOVED/ASK replies or every ClusterStateReloadInterval (60s by default),
+// not when a node stops answering: without this, the slots of a primary
+// that died stay failed long after its replica has taken them over.
+func (s *Store) reloadTopology() {
+	r, ok := s.c.(topologyReloader)
+	if !ok || !s.g.reloading.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.g.reloading.Store(false)
+		r.ReloadState(context.Background())
+	}()
 }
 
 // fallback decides reqs by the on_failure policy after Redis failed with

@@ -24,6 +24,10 @@ var collectors = struct {
 	state     *prometheus.GaugeVec
 	duration  *prometheus.HistogramVec
 	fallbacks *prometheus.CounterVec
+	// Throughput: see pipeline.go and deniedcache.go.
+	batchSize  *prometheus.HistogramVec
+	roundTrips *prometheus.CounterVec
+	cacheHits  *prometheus.CounterVec
 }{}
 
 func initCollectors() {
@@ -50,6 +54,22 @@ func initCollectors() {
 			Name: "store_fallback_decisions_total",
 			Help: "Decisions made by the on_failure policy (allow, deny, local) instead of Redis.",
 		}, []string{"store", "policy"})
+		collectors.batchSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub,
+			Name:    "store_batch_size",
+			Help:    "Script calls sent to Redis in one pipeline.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}, []string{"store"})
+		collectors.roundTrips = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub,
+			Name: "store_round_trips_total",
+			Help: "Round trips to Redis for decisions: one per pipeline, or per call when pipelining is off.",
+		}, []string{"store"})
+		collectors.cacheHits = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub,
+			Name: "store_local_cache_hits_total",
+			Help: "Decisions refused from the local cache of denied keys, without asking Redis.",
+		}, []string{"store"})
 	})
 }
 
@@ -61,7 +81,8 @@ func registerCollectors(ctx caddy.Context) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{collectors.errors, collectors.state, collectors.duration, collectors.fallbacks} {
+	for _, c := range []prometheus.Collector{collectors.errors, collectors.state, collectors.duration, collectors.fallbacks,
+		collectors.batchSize, collectors.roundTrips, collectors.cacheHits} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -81,6 +102,10 @@ type storeMetrics struct {
 	inspect  prometheus.Observer
 	reset    prometheus.Observer
 	fallback prometheus.Counter
+
+	batchSize  prometheus.Observer
+	roundTrips prometheus.Counter
+	cacheHits  prometheus.Counter
 }
 
 func newStoreMetrics(name, policy string) storeMetrics {
@@ -92,6 +117,10 @@ func newStoreMetrics(name, policy string) storeMetrics {
 		inspect:  collectors.duration.WithLabelValues(name, opInspect),
 		reset:    collectors.duration.WithLabelValues(name, opReset),
 		fallback: collectors.fallbacks.WithLabelValues(name, policy),
+
+		batchSize:  collectors.batchSize.WithLabelValues(name),
+		roundTrips: collectors.roundTrips.WithLabelValues(name),
+		cacheHits:  collectors.cacheHits.WithLabelValues(name),
 	}
 }
 

@@ -40,16 +40,7 @@ func (Module) CaddyModule() caddy.ModuleInfo {
 // decisions, not the config load. Each config load gets a circuit breaker
 // of its own, closed.
 func (m *Module) Provision(ctx caddy.Context) error {
-	repl := caddy.NewReplacer()
-	opts := m.Options
-	opts.Addresses = make([]string, len(m.Addresses))
-	for i, a := range m.Addresses {
-		opts.Addresses[i] = repl.ReplaceKnown(a, "")
-	}
-	opts.URL = repl.ReplaceKnown(opts.URL, "")
-	opts.Username = repl.ReplaceKnown(opts.Username, "")
-	opts.Password = repl.ReplaceKnown(opts.Password, "")
-	opts.KeyPrefix = repl.ReplaceKnown(opts.KeyPrefix, "")
+	opts := m.Options.expanded(caddy.NewReplacer())
 	if err := opts.validate(); err != nil {
 		return fmt.Errorf("provisioning redis store: %w", err)
 	}
@@ -66,6 +57,43 @@ func (m *Module) Provision(ctx caddy.Context) error {
 	m.poolKey = key
 	m.Store = New(c, opts)
 	return nil
+}
+
+// expanded returns o with the placeholders of its connection settings
+// replaced, leaving o, which the JSON config shows, as configured.
+func (o Options) expanded(repl *caddy.Replacer) Options {
+	expand := func(v string) string { return repl.ReplaceKnown(v, "") }
+	all := func(vs []string) []string {
+		if vs == nil {
+			return nil
+		}
+		out := make([]string, len(vs))
+		for i, v := range vs {
+			out[i] = expand(v)
+		}
+		return out
+	}
+	o.Addresses = all(o.Addresses)
+	o.SentinelAddresses = all(o.SentinelAddresses)
+	for _, p := range []*string{&o.URL, &o.Username, &o.Password, &o.KeyPrefix,
+		&o.SentinelMaster, &o.SentinelUsername, &o.SentinelPassword} {
+		*p = expand(*p)
+	}
+	if o.Shards != nil {
+		shards := make(map[string]string, len(o.Shards))
+		for name, addr := range o.Shards {
+			shards[name] = expand(addr)
+		}
+		o.Shards = shards
+	}
+	if o.TLS != nil {
+		t := *o.TLS
+		for _, p := range []*string{&t.CA, &t.Cert, &t.Key, &t.ServerName} {
+			*p = expand(*p)
+		}
+		o.TLS = &t
+	}
+	return o
 }
 
 // Cleanup releases this config's use of the pooled client. The store stays
@@ -85,79 +113,228 @@ func (m *Module) Cleanup() error {
 //	store redis [<name>] {
 //		address    <host:port> [<host:port>...]
 //		url        <redis://...|rediss://...>
+//		sentinel   <master-name> <host:port> [<host:port>...]
+//		sentinel_username <user>
+//		sentinel_password <password>
+//		shard      <name> <host:port>
 //		username   <user>
 //		password   <password>
 //		db         <n>
+//		tls {
+//			ca          <file>
+//			cert        <file>
+//			key         <file>
+//			server_name <name>
+//			insecure_skip_verify
+//		}
+//		pool_size      <n>
+//		min_idle_conns <n>
+//		dial_timeout   <duration>
+//		read_timeout   <duration>
+//		write_timeout  <duration>
 //		key_prefix <prefix>
 //		timeout    <duration>
 //		on_failure allow|deny|local
 //		breaker_failures <n>
 //		breaker_cooldown <duration>
+//		pipelining on|off
+//		pipeline_max_batch <n>
+//		pipeline_width <n>
+//		deny_cache [<max entries>]
 //	}
 //
-// Give address or url, not both; several addresses are a Redis Cluster.
-// Every connection value may be a placeholder such as {env.REDIS_PASSWORD}.
+// Give one of address, url, sentinel or shard: one address is a standalone
+// server, several are a Redis Cluster's seed nodes, and shard, repeated
+// once per shard, makes a client-side ring. A tls block, even empty, turns
+// TLS on. Every connection value may be a placeholder such as
+// {env.REDIS_PASSWORD}.
 func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "store"
 	d.RemainingArgs()
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
-		if seen[opt] {
+		if seen[opt] && opt != "shard" {
 			return d.Errf("%s specified more than once", opt)
 		}
 		seen[opt] = true
+		if opt == "tls" {
+			if err := m.unmarshalTLS(d); err != nil {
+				return err
+			}
+			continue
+		}
 		args := d.RemainingArgs()
-		if len(args) == 0 || (len(args) > 1 && opt != "address") {
+		switch opt {
+		case "address":
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			m.Addresses = args
+			continue
+		case "sentinel":
+			if len(args) < 2 {
+				return d.Errf("sentinel needs the master name and at least one sentinel address")
+			}
+			m.SentinelMaster, m.SentinelAddresses = args[0], args[1:]
+			continue
+		case "deny_cache":
+			m.DenyCache = DefaultDenyCacheSize
+			if len(args) > 1 {
+				return d.ArgErr()
+			}
+			if len(args) == 1 {
+				n, err := strconv.Atoi(args[0])
+				if err != nil || n <= 0 {
+					return d.Errf("deny_cache must be a whole number of entries greater than zero, got %q", args[0])
+				}
+				m.DenyCache = n
+			}
+			continue
+		case "shard":
+			if len(args) != 2 {
+				return d.Errf("shard needs a name and an address, such as: shard a 10.0.0.5:6379")
+			}
+			if _, dup := m.Shards[args[0]]; dup {
+				return d.Errf("shard %q specified more than once", args[0])
+			}
+			if m.Shards == nil {
+				m.Shards = map[string]string{}
+			}
+			m.Shards[args[0]] = args[1]
+			continue
+		}
+		if len(args) != 1 {
+			return d.ArgErr()
+		}
+		if err := m.unmarshalOne(d, opt, args[0]); err != nil {
+			return err
+		}
+	}
+	if err := m.Options.validateConn(); err != nil {
+		return d.Err(err.Error())
+	}
+	return nil
+}
+
+// unmarshalOne parses a subdirective that takes exactly one value.
+func (m *Module) unmarshalOne(d *caddyfile.Dispenser, opt, arg string) error {
+	switch opt {
+	case "url":
+		m.URL = arg
+	case "username":
+		m.Username = arg
+	case "password":
+		m.Password = arg
+	case "sentinel_username":
+		m.SentinelUsername = arg
+	case "sentinel_password":
+		m.SentinelPassword = arg
+	case "db", "pool_size", "min_idle_conns":
+		n, err := strconv.Atoi(arg)
+		if err != nil || n < 0 {
+			return d.Errf("%s must be a whole number, zero or more, got %q", opt, arg)
+		}
+		switch opt {
+		case "db":
+			m.DB = n
+		case "pool_size":
+			m.PoolSize = n
+		default:
+			m.MinIdleConns = n
+		}
+	case "key_prefix":
+		m.KeyPrefix = arg
+	case "timeout", "breaker_cooldown", "dial_timeout", "read_timeout", "write_timeout":
+		dur, err := caddy.ParseDuration(arg)
+		if err != nil || dur <= 0 {
+			return d.Errf("invalid %s %q: want a positive duration such as 50ms", opt, arg)
+		}
+		switch opt {
+		case "timeout":
+			m.Timeout = caddy.Duration(dur)
+		case "breaker_cooldown":
+			m.BreakerCooldown = caddy.Duration(dur)
+		case "dial_timeout":
+			m.DialTimeout = caddy.Duration(dur)
+		case "read_timeout":
+			m.ReadTimeout = caddy.Duration(dur)
+		default:
+			m.WriteTimeout = caddy.Duration(dur)
+		}
+	case "on_failure":
+		switch arg {
+		case OnFailureAllow, OnFailureDeny, OnFailureLocal:
+			m.OnFailure = arg
+		default:
+			return d.Errf("on_failure must be allow, deny or local, got %q", arg)
+		}
+	case "breaker_failures", "pipeline_max_batch", "pipeline_width":
+		n, err := strconv.Atoi(arg)
+		if err != nil || n <= 0 {
+			return d.Errf("%s must be a whole number greater than zero, got %q", opt, arg)
+		}
+		switch opt {
+		case "breaker_failures":
+			m.BreakerFailures = n
+		case "pipeline_max_batch":
+			m.PipelineMaxBatch = n
+		default:
+			m.PipelineWidth = n
+		}
+	case "pipelining":
+		switch arg {
+		case "on":
+			m.DisablePipelining = false
+		case "off":
+			m.DisablePipelining = true
+		default:
+			return d.Errf("pipelining must be on or off, got %q", arg)
+		}
+	default:
+		return d.Errf("unrecognized redis store option %q", opt)
+	}
+	return nil
+}
+
+// unmarshalTLS parses the tls block; d is on the word tls.
+func (m *Module) unmarshalTLS(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	t := new(TLS)
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("tls %s specified more than once", opt)
+		}
+		seen[opt] = true
+		args := d.RemainingArgs()
+		if opt == "insecure_skip_verify" {
+			if len(args) != 0 {
+				return d.ArgErr()
+			}
+			t.InsecureSkipVerify = true
+			continue
+		}
+		if len(args) != 1 {
 			return d.ArgErr()
 		}
 		switch opt {
-		case "address":
-			m.Addresses = args
-		case "url":
-			m.URL = args[0]
-		case "username":
-			m.Username = args[0]
-		case "password":
-			m.Password = args[0]
-		case "db":
-			n, err := strconv.Atoi(args[0])
-			if err != nil || n < 0 {
-				return d.Errf("db must be a whole number, zero or more, got %q", args[0])
-			}
-			m.DB = n
-		case "key_prefix":
-			m.KeyPrefix = args[0]
-		case "timeout", "breaker_cooldown":
-			dur, err := caddy.ParseDuration(args[0])
-			if err != nil || dur <= 0 {
-				return d.Errf("invalid %s %q: want a positive duration such as 50ms", opt, args[0])
-			}
-			if opt == "timeout" {
-				m.Timeout = caddy.Duration(dur)
-			} else {
-				m.BreakerCooldown = caddy.Duration(dur)
-			}
-		case "on_failure":
-			switch args[0] {
-			case OnFailureAllow, OnFailureDeny, OnFailureLocal:
-				m.OnFailure = args[0]
-			default:
-				return d.Errf("on_failure must be allow, deny or local, got %q", args[0])
-			}
-		case "breaker_failures":
-			n, err := strconv.Atoi(args[0])
-			if err != nil || n <= 0 {
-				return d.Errf("breaker_failures must be a whole number greater than zero, got %q", args[0])
-			}
-			m.BreakerFailures = n
+		case "ca":
+			t.CA = args[0]
+		case "cert":
+			t.Cert = args[0]
+		case "key":
+			t.Key = args[0]
+		case "server_name":
+			t.ServerName = args[0]
 		default:
-			return d.Errf("unrecognized redis store option %q", opt)
+			return d.Errf("unrecognized redis store tls option %q", opt)
 		}
 	}
-	if m.URL != "" && len(m.Addresses) > 0 {
-		return d.Err("give either address or url, not both")
-	}
+	m.TLS = t
 	return nil
 }
 

@@ -51,7 +51,7 @@ func TestModuleCaddyfile(t *testing.T) {
 		{"a negative db", "store redis {\ndb -1\n}", Options{}, true},
 		{"a bad timeout", "store redis {\ntimeout soon\n}", Options{}, true},
 		{"both url and address", "store redis {\nurl redis://x\naddress y:1\n}", Options{}, true},
-		{"an unknown option", "store redis {\nsentinel x\n}", Options{}, true},
+		{"an unknown option", "store redis {\ncluster x\n}", Options{}, true},
 	}
 	for _, tc := range tests {
 		var m Module
@@ -262,5 +262,59 @@ func TestCheckPolicyBounds(t *testing.T) {
 	}
 	if err := CheckPolicy(foreign{}, algorithms.Policy{Limit: 1}); err == nil {
 		t.Error("a foreign algorithm passed")
+	}
+}
+
+func TestModuleCaddyfileThroughput(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		input string
+		want  Throughput
+		err   string
+	}{
+		{"defaults", `store redis { address 127.0.0.1:6379 }`, Throughput{}, ""},
+		{"every option", `store redis {
+			address 127.0.0.1:6379
+			pipelining off
+			pipeline_max_batch 64
+			pipeline_width 2
+			deny_cache 500
+		}`, Throughput{DisablePipelining: true, PipelineMaxBatch: 64, PipelineWidth: 2, DenyCache: 500}, ""},
+		{"bare deny_cache", `store redis {
+			address 127.0.0.1:6379
+			deny_cache
+		}`, Throughput{DenyCache: DefaultDenyCacheSize}, ""},
+		{"bad pipelining", `store redis {
+			pipelining maybe
+		}`, Throughput{}, "pipelining must be on or off"},
+		{"bad batch", `store redis {
+			pipeline_max_batch 0
+		}`, Throughput{}, "pipeline_max_batch must be a whole number greater than zero"},
+		{"bad deny_cache", `store redis {
+			deny_cache -3
+		}`, Throughput{}, "deny_cache must be a whole number"},
+		{"deny_cache twice", `store redis {
+			deny_cache
+			deny_cache 5
+		}`, Throughput{}, "specified more than once"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var m Module
+			err := m.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Throughput != tc.want {
+				t.Errorf("throughput %+v, want %+v", m.Throughput, tc.want)
+			}
+		})
 	}
 }

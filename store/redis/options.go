@@ -7,13 +7,17 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
 // Options configures the Redis store. Its fields are JSON-ready, so the
 // Caddy module embeds it as its configuration.
 type Options struct {
+	// Throughput holds the pipelining and deny-cache settings; its fields
+	// sit inline in the JSON (disable_pipelining, pipeline_max_batch,
+	// pipeline_width, deny_cache).
+	Throughput
+
 	// Addresses are the Redis servers, as host:port. One address is a
 	// standalone server; several are the seed nodes of a Redis Cluster.
 	// Placeholders such as {env.REDIS_ADDR} are expanded.
@@ -27,6 +31,43 @@ type Options struct {
 	// Example: "rediss://default:{env.REDIS_PASSWORD}@redis.internal:6380/0".
 	URL string `json:"url,omitempty"`
 
+	// SentinelMaster is the name of the primary that Redis Sentinel
+	// watches (the name in "sentinel monitor"). With it, the store asks the
+	// sentinels at SentinelAddresses where the primary is, and follows it
+	// through failovers. Every command goes to the primary: reads are never
+	// routed to replicas, which could lag behind. Default: none.
+	// Example: "mymaster".
+	SentinelMaster string `json:"sentinel_master,omitempty"`
+
+	// SentinelAddresses are the sentinels, as host:port. Give them with
+	// SentinelMaster. Placeholders are expanded.
+	// Example: ["10.0.0.5:26379", "10.0.0.6:26379", "10.0.0.7:26379"].
+	SentinelAddresses []string `json:"sentinel_addresses,omitempty"`
+
+	// SentinelUsername and SentinelPassword authenticate the store to the
+	// sentinels, when they require it (sentinel's own requirepass or ACL);
+	// Username and Password below are for the Redis servers. Use a
+	// placeholder for the password; it is expanded at provision time and
+	// never logged. Default: none.
+	SentinelUsername string `json:"sentinel_username,omitempty"`
+	SentinelPassword string `json:"sentinel_password,omitempty"`
+
+	// Shards are standalone Redis servers that share the keys among
+	// themselves by consistent hashing on the client (a go-redis Ring), for
+	// operators who shard by hand instead of running a Cluster. Each maps a
+	// shard's name to its host:port. The name, not the address, places the
+	// keys: move a shard to a new address under the same name and its keys
+	// stay with it. A shard that is down takes its keys' decisions to
+	// OnFailure until the ring notices and rehashes them to the others
+	// (within seconds), which restarts their counters. Placeholders in the
+	// addresses are expanded. Default: none.
+	// Example: {"a": "10.0.0.5:6379", "b": "10.0.0.6:6379"}.
+	Shards map[string]string `json:"shards,omitempty"`
+
+	// TLS turns TLS on and configures it. A rediss:// URL turns it on too;
+	// a tls block then adds to the URL's settings. Default: off.
+	TLS *TLS `json:"tls,omitempty"`
+
 	// Username is the ACL user name. Default: none (the default user).
 	Username string `json:"username,omitempty"`
 
@@ -38,6 +79,26 @@ type Options struct {
 	// DB is the database number of a standalone server (Cluster only has
 	// database 0). Default: 0.
 	DB int `json:"db,omitempty"`
+
+	// PoolSize is the most connections the store keeps open to each Redis
+	// server. Default: 10 per CPU (go-redis's). Example: 50.
+	PoolSize int `json:"pool_size,omitempty"`
+
+	// MinIdleConns is how many idle connections the store keeps open to
+	// each server, so a burst does not wait on new connections.
+	// Default: 0. Example: 8.
+	MinIdleConns int `json:"min_idle_conns,omitempty"`
+
+	// DialTimeout bounds opening a connection. A decision never waits past
+	// Timeout, whatever this is. Default: 5s. Example: "1s".
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// ReadTimeout and WriteTimeout bound each socket read and write. A
+	// decision never waits past Timeout, whatever these are; they matter
+	// for the connection pool's own traffic.
+	// Default: 3s for reads, and ReadTimeout for writes. Example: "500ms".
+	ReadTimeout  caddy.Duration `json:"read_timeout,omitempty"`
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
 
 	// KeyPrefix starts every key the store writes, so several Caddy
 	// deployments can share one Redis. It must not contain braces.
@@ -127,8 +188,11 @@ func (o Options) withDefaults() Options {
 
 // validate reports settings that cannot work, without naming secrets.
 func (o Options) validate() error {
-	if o.URL != "" && len(o.Addresses) > 0 {
-		return errors.New("set either url or addresses, not both")
+	if err := o.validateConn(); err != nil {
+		return err
+	}
+	if err := o.Throughput.validate(); err != nil {
+		return err
 	}
 	if strings.ContainsAny(o.KeyPrefix, "{}") {
 		return fmt.Errorf("key_prefix %q must not contain braces: they would become the Cluster hash tag of every key", o.KeyPrefix)
@@ -150,45 +214,75 @@ func (o Options) validate() error {
 	if len(o.Addresses) > 1 && o.DB != 0 {
 		return fmt.Errorf("several addresses mean a Redis Cluster, which has only db 0, got db %d", o.DB)
 	}
+	if o.PoolSize < 0 {
+		return fmt.Errorf("pool_size must not be negative, got %d", o.PoolSize)
+	}
+	if o.MinIdleConns < 0 {
+		return fmt.Errorf("min_idle_conns must not be negative, got %d", o.MinIdleConns)
+	}
+	if o.PoolSize > 0 && o.MinIdleConns > o.PoolSize {
+		return fmt.Errorf("min_idle_conns (%d) must not exceed pool_size (%d)", o.MinIdleConns, o.PoolSize)
+	}
+	for _, d := range []struct {
+		name string
+		v    caddy.Duration
+	}{{"dial_timeout", o.DialTimeout}, {"read_timeout", o.ReadTimeout}, {"write_timeout", o.WriteTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s must be positive, got %v", d.name, time.Duration(d.v))
+		}
+	}
 	return nil
 }
 
-// NewClient returns a client for the connection settings in opts: a plain
-// client for a URL or one address, a Cluster client for several addresses.
-// It does not connect; the first command does. Errors never contain the
-// URL or the password.
-func NewClient(opts Options) (goredis.UniversalClient, error) {
-	if err := opts.validate(); err != nil {
-		return nil, err
+// validateConn reports a topology that is ambiguous or half given. It
+// names fields, never their values, since some hold secrets.
+func (o Options) validateConn() error {
+	var given []string
+	if len(o.Addresses) > 0 {
+		given = append(given, "addresses")
 	}
-	if opts.URL != "" {
-		o, err := goredis.ParseURL(opts.URL)
-		if err != nil {
-			// url.Parse quotes the whole URL, password included.
-			return nil, errors.New("parsing the redis url: want redis://[user:password@]host:port[/db] or rediss://... (the url is not shown, as it may hold a password)")
-		}
-		if opts.Username != "" {
-			o.Username = opts.Username
-		}
-		if opts.Password != "" {
-			o.Password = opts.Password
-		}
-		if opts.DB != 0 {
-			o.DB = opts.DB
-		}
-		o.ContextTimeoutEnabled = true
-		return goredis.NewClient(o), nil
+	if o.URL != "" {
+		given = append(given, "url")
 	}
-	addrs := opts.Addresses
-	if len(addrs) == 0 {
-		addrs = []string{"localhost:6379"}
+	if o.SentinelMaster != "" || len(o.SentinelAddresses) > 0 {
+		given = append(given, "sentinel")
 	}
-	return goredis.NewUniversalClient(&goredis.UniversalOptions{
-		Addrs:    addrs,
-		Username: opts.Username,
-		Password: opts.Password,
-		DB:       opts.DB,
-		// Honour each decision's deadline, not only the socket timeouts.
-		ContextTimeoutEnabled: true,
-	}), nil
+	if len(o.Shards) > 0 {
+		given = append(given, "shards")
+	}
+	if len(given) > 1 {
+		return fmt.Errorf("give one of addresses, url, sentinel or shards, got %s", strings.Join(given, " and "))
+	}
+	switch {
+	case o.SentinelMaster != "" && len(o.SentinelAddresses) == 0:
+		return errors.New("sentinel_master needs sentinel_addresses")
+	case o.SentinelMaster == "" && len(o.SentinelAddresses) > 0:
+		return errors.New("sentinel_addresses need sentinel_master, the name of the monitored primary")
+	case o.SentinelMaster == "" && (o.SentinelUsername != "" || o.SentinelPassword != ""):
+		return errors.New("sentinel_username and sentinel_password need sentinel_master and sentinel_addresses")
+	}
+	for i, a := range o.SentinelAddresses {
+		if a == "" {
+			return fmt.Errorf("sentinel_addresses[%d] is empty", i)
+		}
+	}
+	for i, a := range o.Addresses {
+		if a == "" {
+			return fmt.Errorf("addresses[%d] is empty", i)
+		}
+	}
+	for name, addr := range o.Shards {
+		if name == "" {
+			return errors.New("shards: a shard has an empty name")
+		}
+		if addr == "" {
+			return fmt.Errorf("shards: shard %q has an empty address", name)
+		}
+	}
+	if o.TLS != nil {
+		if err := o.TLS.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

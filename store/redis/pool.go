@@ -1,10 +1,13 @@
 package redis
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
 
 	"github.com/caddyserver/caddy/v2"
 	goredis "github.com/redis/go-redis/v9"
@@ -23,17 +26,49 @@ type pooledClient struct {
 // Destruct closes the client.
 func (c pooledClient) Destruct() error { return c.Close() }
 
-// connKey returns the pool key of the connection settings in opts: a hash,
-// so that no secret is kept as a map key or shows up in a dump.
+// keySecret keys the pool keys' HMAC. It is random per process, so a pool
+// key, which is derived from passwords among the rest, cannot be checked
+// against guessed passwords.
+var keySecret = func() []byte {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return b
+}()
+
+// connKey returns the pool key of the connection settings in opts: an HMAC
+// of every setting that NewClient uses, so that a change to any of them
+// builds a new client, and no secret is kept as a map key or shows up in a
+// dump. It covers the contents of the TLS files too, so that a rotated
+// certificate takes effect at the next config load.
 func connKey(opts Options) string {
 	conn := struct {
-		Addresses       []string
-		URL, User, Pass string
-		DB              int
-	}{opts.Addresses, opts.URL, opts.Username, opts.Password, opts.DB}
-	b, _ := json.Marshal(conn) // strings and ints always marshal
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+		Addresses, SentinelAddresses          []string
+		URL, User, Pass, Master, SUser, SPass string
+		Shards                                map[string]string
+		DB, PoolSize, MinIdle                 int
+		Dial, Read, Write                     caddy.Duration
+		TLS                                   *TLS
+	}{
+		opts.Addresses, opts.SentinelAddresses,
+		opts.URL, opts.Username, opts.Password, opts.SentinelMaster, opts.SentinelUsername, opts.SentinelPassword,
+		opts.Shards,
+		opts.DB, opts.PoolSize, opts.MinIdleConns,
+		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout,
+		opts.TLS,
+	}
+	b, _ := json.Marshal(conn) // strings, ints and string maps always marshal
+	mac := hmac.New(sha256.New, keySecret)
+	mac.Write(b)
+	for _, f := range opts.TLS.files() {
+		if f == "" {
+			continue
+		}
+		// An unreadable file fails NewClient, which reports it.
+		data, _ := os.ReadFile(f)
+		sum := sha256.Sum256(data)
+		mac.Write(sum[:])
+	}
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // loadClient returns the pooled client for opts' connection settings,

@@ -55,6 +55,11 @@ type Store struct {
 	split bool
 	// g is the circuit breaker and the on_failure policy; see failure.go.
 	g *guard
+	// batch batches concurrent script calls into pipelines, when on;
+	// denied caches denied keys, when on. See pipeline.go and
+	// deniedcache.go.
+	batch  *batcher
+	denied *deniedCache
 
 	// now, when set, gives the script an explicit time in unix
 	// microseconds instead of the server's TIME, and minTTL is the
@@ -74,19 +79,26 @@ func New(c Client, opts Options) *Store {
 	case *goredis.ClusterClient, *goredis.Ring:
 		s.split = true
 	}
-	return s
+	return s.WithThroughput(opts.Throughput)
 }
 
 // Take decides every request in reqs at once and writes one decision per
 // request into out. See store.Store for the all-or-nothing contract. The
 // whole call, retries included, takes at most the store's Timeout. When
 // Redis fails, or the circuit breaker is open, the on_failure policy
-// decides: see Options.OnFailure and failure.go.
+// decides: see Options.OnFailure and failure.go. With the cache of denied
+// keys on, a key Redis denied is refused locally until its retry time; see
+// deniedcache.go.
 func (s *Store) Take(ctx context.Context, reqs []store.Request, out []algorithms.Decision) error {
 	if len(out) != len(reqs) {
 		return fmt.Errorf("taking from redis store: %d decisions for %d requests", len(out), len(reqs))
 	}
 	if len(reqs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	if s.denied != nil && s.denied.answer(reqs, out, start) {
+		s.g.m.cacheHits.Inc()
 		return nil
 	}
 	keys, ids, err := s.prepare(reqs)
@@ -98,6 +110,9 @@ func (s *Store) Take(ctx context.Context, reqs []store.Request, out []algorithms
 	})
 	if err != nil {
 		return s.fallback(ctx, reqs, out, fmt.Errorf("taking from redis store: %w", err))
+	}
+	if s.denied != nil {
+		s.denied.remember(reqs, out, start)
 	}
 	return nil
 }
@@ -148,7 +163,7 @@ func (s *Store) eval(ctx context.Context, reqs []store.Request, keys []string, i
 	for i := range reqs {
 		args = appendArgs(args, ids[i], &reqs[i])
 	}
-	vals, err := takeScript.Run(ctx, s.c, keys, args...).Int64Slice()
+	vals, err := s.runScript(ctx, keys, args)
 	if err != nil {
 		return fmt.Errorf("running the take script: %w", err)
 	}
@@ -195,6 +210,9 @@ func (s *Store) Reset(ctx context.Context, zone string, key store.Key) error {
 	keys := make([]string, 0, len(algNames)-1)
 	for id := algGCRA; id <= algConcurrency; id++ {
 		keys = append(keys, keyName(s.prefix, zone, key, id))
+	}
+	if s.denied != nil {
+		s.denied.forget(zone, key)
 	}
 	err := s.do(ctx, opReset, func(ctx context.Context) error {
 		return s.c.Del(ctx, keys...).Err()

@@ -1,0 +1,308 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Autopipelining.
+//
+// Each Take is one script call. Sent one by one, every call costs a round
+// trip and a read and a write system call on both sides, and Redis spends
+// more time on those than on the script. So concurrent calls are batched:
+// a call that finds a free pipeline slot sends itself, together with every
+// call queued behind it, as one pipeline; calls that arrive while all
+// PipelineWidth slots are busy queue up and go in the next pipeline. Under
+// load, pipelines fill by themselves while the previous ones are on the
+// wire; a lone call is sent at once and waits for no timer.
+//
+// This batcher is ours rather than go-redis's AutoPipeliner because of the
+// failure contract: the AutoPipeliner runs a queued command on its own
+// long-lived context, so a caller's deadline is not honoured once queued
+// (its documented behaviour). Its blocking face would make a decision wait
+// for the socket's read timeout (3s by default) instead of the store's
+// timeout (50ms), and a hung Redis would hold every request for that long.
+// Here every caller waits at most until its own deadline, a call whose
+// caller already gave up is dropped before it is sent (so it charges
+// nothing), and a pipeline is bounded by the latest deadline of its calls.
+// A caller that gives up counts as a failure in the breaker, exactly as an
+// unpipelined call that times out. We also see each batch, which the metrics
+// need, without adding hooks to a client that is shared across reloads.
+// BenchmarkTakeParallel compares the two.
+//
+// A batch is one pipeline. On Cluster and Ring, go-redis sends a
+// pipeline's commands to each node they live on, in parallel; it still
+// counts as one round trip. Scripts a server has lost (NOSCRIPT, after a
+// restart, a failover or SCRIPT FLUSH) are sent again with EVAL, which
+// also loads them, in one more pipeline.
+
+// Defaults of Throughput.
+const (
+	DefaultPipelineMaxBatch = 128
+	DefaultPipelineWidth    = 4
+	DefaultDenyCacheSize    = 10_000
+)
+
+// Throughput configures autopipelining and the cache of denied keys. Its
+// fields are JSON-ready so that Options can embed it.
+type Throughput struct {
+	// DisablePipelining sends each decision on its own instead of batching
+	// concurrent decisions into pipelines. Batching cuts Redis round trips
+	// and CPU under concurrency and adds no wait to a lone decision, so
+	// leave it on unless you are measuring. Default: false (pipelining on).
+	DisablePipelining bool `json:"disable_pipelining,omitempty"`
+
+	// PipelineMaxBatch is the most decisions sent in one pipeline. Larger
+	// batches save round trips; each decision in a batch waits for the
+	// whole batch. Default: 128. Example: 64.
+	PipelineMaxBatch int `json:"pipeline_max_batch,omitempty"`
+
+	// PipelineWidth is how many pipelines may be on the wire at once, each
+	// on its own pooled connection. Default: 4. Example: 2.
+	PipelineWidth int `json:"pipeline_width,omitempty"`
+
+	// DenyCache, when above zero, keeps up to this many denied keys in
+	// memory and refuses them without asking Redis until their retry
+	// time. See deniedcache.go for what this trades away. Default: 0 (off).
+	// Example: 10000.
+	DenyCache int `json:"deny_cache,omitempty"`
+}
+
+// withDefaults returns t with every zero field set to its default.
+func (t Throughput) withDefaults() Throughput {
+	if t.PipelineMaxBatch <= 0 {
+		t.PipelineMaxBatch = DefaultPipelineMaxBatch
+	}
+	if t.PipelineWidth <= 0 {
+		t.PipelineWidth = DefaultPipelineWidth
+	}
+	return t
+}
+
+// validate reports settings that cannot work.
+func (t Throughput) validate() error {
+	if t.PipelineMaxBatch < 0 {
+		return fmt.Errorf("pipeline_max_batch must be positive, got %d", t.PipelineMaxBatch)
+	}
+	if t.PipelineWidth < 0 {
+		return fmt.Errorf("pipeline_width must be positive, got %d", t.PipelineWidth)
+	}
+	if t.DenyCache < 0 {
+		return fmt.Errorf("deny_cache must not be negative, got %d", t.DenyCache)
+	}
+	return nil
+}
+
+// WithThroughput sets how s batches decisions and whether it caches denied
+// keys, and returns s. Call it before the store's first use.
+func (s *Store) WithThroughput(t Throughput) *Store {
+	t = t.withDefaults()
+	s.batch = nil
+	if p, ok := s.c.(pipelineClient); ok && !t.DisablePipelining {
+		s.batch = &batcher{p: p, max: t.PipelineMaxBatch, width: t.PipelineWidth, m: &s.g.m}
+	}
+	s.denied = nil
+	if t.DenyCache > 0 {
+		s.denied = newDeniedCache(t.DenyCache)
+	}
+	return s
+}
+
+// pipelineClient is a client that can send a pipeline: *redis.Client,
+// *redis.ClusterClient, *redis.Ring and every redis.UniversalClient.
+type pipelineClient interface {
+	Pipeline() goredis.Pipeliner
+}
+
+// runScript runs the take script with keys and args, batched with
+// concurrent calls when pipelining is on, and returns its reply.
+func (s *Store) runScript(ctx context.Context, keys []string, args []any) ([]int64, error) {
+	if s.batch != nil {
+		return s.batch.run(ctx, keys, args)
+	}
+	s.g.m.roundTrips.Inc()
+	vals, err := s.c.EvalSha(ctx, takeScript.Hash(), keys, args...).Int64Slice()
+	if isNoScript(err) {
+		s.g.m.roundTrips.Inc()
+		vals, err = s.c.Eval(ctx, takeSource, keys, args...).Int64Slice()
+	}
+	return vals, err
+}
+
+// isNoScript reports whether err is Redis saying it does not know the
+// script.
+func isNoScript(err error) bool {
+	return err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT")
+}
+
+// batcher batches concurrent script calls into pipelines; see above.
+type batcher struct {
+	p     pipelineClient
+	max   int
+	width int
+	m     *storeMetrics
+
+	mu       sync.Mutex
+	pending  []*scriptCall
+	inflight int // pipelines on the wire, at most width
+}
+
+// scriptCall is one queued call. The pipeline that sends it sets vals and
+// err, then closes done.
+type scriptCall struct {
+	ctx  context.Context
+	keys []string
+	args []any
+	vals []int64
+	err  error
+	done chan struct{}
+}
+
+// run queues one call and waits for its reply or for ctx to end. When a
+// pipeline slot is free it starts a pipeline with everything queued.
+func (b *batcher) run(ctx context.Context, keys []string, args []any) ([]int64, error) {
+	call := &scriptCall{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
+	b.mu.Lock()
+	b.pending = append(b.pending, call)
+	var batch []*scriptCall
+	if b.inflight < b.width {
+		b.inflight++
+		batch = b.take()
+	}
+	b.mu.Unlock()
+	if batch != nil {
+		go b.flush(batch)
+	}
+	select {
+	case <-call.done:
+		if call.err == nil {
+			return call.vals, nil
+		}
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			// The pipeline failed at the caller's deadline, and may have
+			// noticed first: a context's timer runs on a goroutine of its
+			// own, which a busy machine schedules late. Report the
+			// caller's deadline, as an unpipelined call would.
+			<-ctx.Done()
+			break
+		}
+		if ctx.Err() == nil {
+			return nil, call.err
+		}
+	case <-ctx.Done():
+	}
+	return nil, fmt.Errorf("waiting for a pipelined reply: %w", ctx.Err())
+}
+
+// take removes up to max calls from the queue. b.mu must be held.
+func (b *batcher) take() []*scriptCall {
+	n := min(len(b.pending), b.max)
+	if n == 0 {
+		return nil
+	}
+	batch := make([]*scriptCall, n)
+	copy(batch, b.pending)
+	rest := copy(b.pending, b.pending[n:])
+	clear(b.pending[rest:])
+	b.pending = b.pending[:rest]
+	return batch
+}
+
+// flush sends batch, then whatever queued up meanwhile, until the queue is
+// empty; then it gives back its pipeline slot.
+func (b *batcher) flush(batch []*scriptCall) {
+	for batch != nil {
+		b.send(batch)
+		b.mu.Lock()
+		batch = b.take()
+		if batch == nil {
+			b.inflight--
+		}
+		b.mu.Unlock()
+	}
+}
+
+// send runs the calls of batch whose callers still wait as one pipeline,
+// then those the server answered NOSCRIPT with EVAL in another, and hands
+// every call its reply.
+func (b *batcher) send(batch []*scriptCall) {
+	live := batch[:0]
+	for _, call := range batch {
+		if err := call.ctx.Err(); err != nil {
+			// Never sent, so never charged.
+			call.finish(nil, fmt.Errorf("waiting for a pipeline: %w", err))
+			continue
+		}
+		live = append(live, call)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := pipelineContext(live)
+	defer cancel()
+	retry := b.exec(ctx, live, false)
+	if len(retry) > 0 {
+		b.exec(ctx, retry, true)
+	}
+}
+
+// pipelineGrace is how long a pipeline outlives the latest deadline of its
+// calls, so that its callers' own deadlines end their waits first: a call
+// is then a timeout for the breaker, or a caller gone, by the caller's
+// context alone, exactly as without pipelining.
+const pipelineGrace = 2 * time.Millisecond
+
+// pipelineContext returns the context a pipeline of calls runs under: it
+// ends pipelineGrace after the latest deadline of its calls, or never when
+// one of them has none (the client's socket timeouts still bound it).
+func pipelineContext(calls []*scriptCall) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, call := range calls {
+		d, ok := call.ctx.Deadline()
+		if !ok {
+			return context.WithCancel(context.Background())
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(context.Background(), latest.Add(pipelineGrace))
+}
+
+// exec sends calls as one pipeline, with EVAL when eval is set and EVALSHA
+// otherwise, finishes every call that got a reply and returns those that
+// got NOSCRIPT.
+func (b *batcher) exec(ctx context.Context, calls []*scriptCall, eval bool) []*scriptCall {
+	pipe := b.p.Pipeline()
+	cmds := make([]*goredis.Cmd, len(calls))
+	for i, call := range calls {
+		if eval {
+			cmds[i] = pipe.Eval(ctx, takeSource, call.keys, call.args...)
+		} else {
+			cmds[i] = pipe.EvalSha(ctx, takeScript.Hash(), call.keys, call.args...)
+		}
+	}
+	// Exec returns the first command's error; each command has its own.
+	_, _ = pipe.Exec(ctx)
+	b.m.roundTrips.Inc()
+	b.m.batchSize.Observe(float64(len(calls)))
+	var retry []*scriptCall
+	for i, call := range calls {
+		vals, err := cmds[i].Int64Slice()
+		if !eval && isNoScript(err) {
+			retry = append(retry, call)
+			continue
+		}
+		call.finish(vals, err)
+	}
+	return retry
+}
+
+func (call *scriptCall) finish(vals []int64, err error) {
+	call.vals, call.err = vals, err
+	close(call.done)
+}

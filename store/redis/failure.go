@@ -91,11 +91,16 @@ func newGuard(opts Options) *guard {
 // its outcome. When the breaker is open it returns at once, without
 // calling.
 func (s *Store) do(ctx context.Context, op string, call func(context.Context) error) error {
+	return s.doWithin(ctx, op, s.timeout, call)
+}
+
+// doWithin is do with a timeout other than the store's.
+func (s *Store) doWithin(ctx context.Context, op string, timeout time.Duration, call func(context.Context) error) error {
 	done, err := s.g.cb.Allow()
 	if err != nil {
 		return fmt.Errorf("not asking redis: %w", err)
 	}
-	callCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	start := time.Now()
 	err = call(callCtx)
 	cancel()

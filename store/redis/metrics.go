@@ -13,6 +13,7 @@ const (
 	opTake    = "take"
 	opInspect = "inspect"
 	opReset   = "reset"
+	opPing    = "ping"
 )
 
 // collectors are created once per process and registered on every config
@@ -101,6 +102,7 @@ type storeMetrics struct {
 	take     prometheus.Observer
 	inspect  prometheus.Observer
 	reset    prometheus.Observer
+	ping     prometheus.Observer
 	fallback prometheus.Counter
 
 	batchSize  prometheus.Observer
@@ -116,6 +118,7 @@ func newStoreMetrics(name, policy string) storeMetrics {
 		take:     collectors.duration.WithLabelValues(name, opTake),
 		inspect:  collectors.duration.WithLabelValues(name, opInspect),
 		reset:    collectors.duration.WithLabelValues(name, opReset),
+		ping:     collectors.duration.WithLabelValues(name, opPing),
 		fallback: collectors.fallbacks.WithLabelValues(name, policy),
 
 		batchSize:  collectors.batchSize.WithLabelValues(name),
@@ -131,6 +134,8 @@ func (m *storeMetrics) duration(op string) prometheus.Observer {
 		return m.inspect
 	case opReset:
 		return m.reset
+	case opPing:
+		return m.ping
 	}
 	return m.take
 }

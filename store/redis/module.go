@@ -35,10 +35,11 @@ func (Module) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision expands placeholders in the connection settings and loads the
-// pooled client for them. It does not connect: an unreachable Redis fails
-// decisions, not the config load. Each config load gets a circuit breaker
-// of its own, closed.
+// Provision expands placeholders in the connection settings, loads the
+// pooled client for them and pings Redis once (see startup.go). An
+// unreachable Redis is logged and fails decisions to on_failure, not the
+// config load, unless RequireStore is set. Each config load gets a circuit
+// breaker of its own, closed unless that ping failed.
 func (m *Module) Provision(ctx caddy.Context) error {
 	opts := m.Options.expanded(caddy.NewReplacer())
 	if err := opts.validate(); err != nil {
@@ -56,6 +57,16 @@ func (m *Module) Provision(ctx caddy.Context) error {
 	}
 	m.poolKey = key
 	m.Store = New(c, opts)
+	if opts.topology() == "" {
+		// NewClient's default address.
+		m.Store.diag.where += " (standalone localhost:6379)"
+	}
+	if err := m.Store.checkStartup(ctx, opts); err != nil {
+		m.released = true
+		m.Store.Close()
+		_ = releaseClient(key)
+		return err
+	}
 	return nil
 }
 
@@ -141,13 +152,15 @@ func (m *Module) Cleanup() error {
 //		pipeline_max_batch <n>
 //		pipeline_width <n>
 //		deny_cache [<max entries>]
+//		require_store
 //	}
 //
 // Give one of address, url, sentinel or shard: one address is a standalone
 // server, several are a Redis Cluster's seed nodes, and shard, repeated
 // once per shard, makes a client-side ring. A tls block, even empty, turns
 // TLS on. Every connection value may be a placeholder such as
-// {env.REDIS_PASSWORD}.
+// {env.REDIS_PASSWORD}. require_store makes an unreachable Redis at
+// start-up fail the config load instead of only logging an error.
 func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "store"
 	d.RemainingArgs()
@@ -166,6 +179,12 @@ func (m *Module) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		args := d.RemainingArgs()
 		switch opt {
+		case "require_store":
+			if len(args) != 0 {
+				return d.ArgErr()
+			}
+			m.RequireStore = true
+			continue
 		case "address":
 			if len(args) == 0 {
 				return d.ArgErr()

@@ -144,6 +144,15 @@ type Options struct {
 	// Default: 5s. Example: "2s".
 	BreakerCooldown caddy.Duration `json:"breaker_cooldown,omitempty"`
 
+	// RequireStore makes an unreachable Redis fail the config load. When
+	// the module is provisioned it pings Redis once, within DialTimeout
+	// (1s when unset). If Redis does not answer, by default Caddy starts
+	// anyway: the store logs one error naming its topology and addresses,
+	// and OnFailure decides until Redis answers. With RequireStore the
+	// config is refused with that error instead, so a reload keeps the
+	// running config. Default: false. Example: true.
+	RequireStore bool `json:"require_store,omitempty"`
+
 	// Name labels the store's metrics and log entries. The module sets it
 	// to the store's configured name. Default: "default".
 	Name string `json:"-"`

@@ -119,18 +119,18 @@ type pipelineClient interface {
 }
 
 // runScript runs the take script with keys and args, batched with
-// concurrent calls when pipelining is on, and returns its reply.
-func (s *Store) runScript(ctx context.Context, keys []string, args []any) ([]int64, error) {
+// concurrent calls when pipelining is on, and returns its reply, unparsed.
+func (s *Store) runScript(ctx context.Context, keys []string, args []any) (any, error) {
 	if s.batch != nil {
 		return s.batch.run(ctx, keys, args)
 	}
 	s.g.m.roundTrips.Inc()
-	vals, err := s.c.EvalSha(ctx, takeScript.Hash(), keys, args...).Int64Slice()
+	reply, err := s.c.EvalSha(ctx, takeScript.Hash(), keys, args...).Result()
 	if isNoScript(err) {
 		s.g.m.roundTrips.Inc()
-		vals, err = s.c.Eval(ctx, takeSource, keys, args...).Int64Slice()
+		reply, err = s.c.Eval(ctx, takeSource, keys, args...).Result()
 	}
-	return vals, err
+	return reply, err
 }
 
 // isNoScript reports whether err is Redis saying it does not know the
@@ -151,20 +151,20 @@ type batcher struct {
 	inflight int // pipelines on the wire, at most width
 }
 
-// scriptCall is one queued call. The pipeline that sends it sets vals and
-// err, then closes done.
+// scriptCall is one queued call. The pipeline that sends it sets reply
+// and err, then closes done.
 type scriptCall struct {
-	ctx  context.Context
-	keys []string
-	args []any
-	vals []int64
-	err  error
-	done chan struct{}
+	ctx   context.Context
+	keys  []string
+	args  []any
+	reply any
+	err   error
+	done  chan struct{}
 }
 
 // run queues one call and waits for its reply or for ctx to end. When a
 // pipeline slot is free it starts a pipeline with everything queued.
-func (b *batcher) run(ctx context.Context, keys []string, args []any) ([]int64, error) {
+func (b *batcher) run(ctx context.Context, keys []string, args []any) (any, error) {
 	call := &scriptCall{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
 	b.mu.Lock()
 	b.pending = append(b.pending, call)
@@ -180,7 +180,7 @@ func (b *batcher) run(ctx context.Context, keys []string, args []any) ([]int64, 
 	select {
 	case <-call.done:
 		if call.err == nil {
-			return call.vals, nil
+			return call.reply, nil
 		}
 		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
 			// The pipeline failed at the caller's deadline, and may have
@@ -292,17 +292,17 @@ func (b *batcher) exec(ctx context.Context, calls []*scriptCall, eval bool) []*s
 	b.m.batchSize.Observe(float64(len(calls)))
 	var retry []*scriptCall
 	for i, call := range calls {
-		vals, err := cmds[i].Int64Slice()
+		reply, err := cmds[i].Result()
 		if !eval && isNoScript(err) {
 			retry = append(retry, call)
 			continue
 		}
-		call.finish(vals, err)
+		call.finish(reply, err)
 	}
 	return retry
 }
 
-func (call *scriptCall) finish(vals []int64, err error) {
-	call.vals, call.err = vals, err
+func (call *scriptCall) finish(reply any, err error) {
+	call.reply, call.err = reply, err
 	close(call.done)
 }

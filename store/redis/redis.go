@@ -55,6 +55,8 @@ type Store struct {
 	split bool
 	// g is the circuit breaker and the on_failure policy; see failure.go.
 	g *guard
+	// diag names the store and its topology in errors; see diagnose.go.
+	diag diagnosis
 	// batch batches concurrent script calls into pipelines, when on;
 	// denied caches denied keys, when on. See pipeline.go and
 	// deniedcache.go.
@@ -74,7 +76,8 @@ type Store struct {
 // local failure policy, call Close when done with the store.
 func New(c Client, opts Options) *Store {
 	opts = opts.withDefaults()
-	s := &Store{c: c, prefix: opts.KeyPrefix, timeout: time.Duration(opts.Timeout), minTTL: 1, g: newGuard(opts)}
+	s := &Store{c: c, prefix: opts.KeyPrefix, timeout: time.Duration(opts.Timeout), minTTL: 1, g: newGuard(opts),
+		diag: opts.diagnose(opts.Name)}
 	switch c.(type) {
 	case *goredis.ClusterClient, *goredis.Ring:
 		s.split = true
@@ -109,7 +112,7 @@ func (s *Store) Take(ctx context.Context, reqs []store.Request, out []algorithms
 		return s.decide(ctx, reqs, keys, ids, out)
 	})
 	if err != nil {
-		return s.fallback(ctx, reqs, out, fmt.Errorf("taking from redis store: %w", err))
+		return s.fallback(ctx, reqs, out, s.diag.explain("taking from", err))
 	}
 	if s.denied != nil {
 		s.denied.remember(reqs, out, start)
@@ -163,15 +166,33 @@ func (s *Store) eval(ctx context.Context, reqs []store.Request, keys []string, i
 	for i := range reqs {
 		args = appendArgs(args, ids[i], &reqs[i])
 	}
-	vals, err := s.runScript(ctx, keys, args)
+	reply, err := s.runScript(ctx, keys, args)
 	if err != nil {
 		return fmt.Errorf("running the take script: %w", err)
 	}
-	if len(vals) != 4*len(reqs) {
+	return parseReply(reply, reqs, out)
+}
+
+// parseReply fills out from the take script's reply to reqs: four
+// integers per request (see lua/take.lua). A reply of any other shape is
+// an error, which the caller counts as a failure of the store.
+func parseReply(reply any, reqs []store.Request, out []algorithms.Decision) error {
+	vals, ok := reply.([]any)
+	if !ok {
+		return fmt.Errorf("take script replied a %T, want an array of integers", reply)
+	}
+	if len(vals) != 4*len(reqs) || len(out) < len(reqs) {
 		return fmt.Errorf("take script replied %d values for %d requests", len(vals), len(reqs))
 	}
+	var v [4]int64
 	for i := range reqs {
-		v := vals[4*i : 4*i+4]
+		for j := range v {
+			n, ok := vals[4*i+j].(int64)
+			if !ok {
+				return fmt.Errorf("take script replied a %T in place %d of request %d, want an integer", vals[4*i+j], j, i)
+			}
+			v[j] = n
+		}
 		if v[0] < 0 || v[0] > 1 || v[1] < 0 || v[2] < 0 || v[3] < 0 {
 			return fmt.Errorf("take script replied %v for request %d", v, i)
 		}
@@ -200,7 +221,7 @@ func (s *Store) Inspect(ctx context.Context, req store.Request) (algorithms.Deci
 		})
 	}
 	if err != nil {
-		return algorithms.Decision{}, fmt.Errorf("inspecting a key in redis store: %w", err)
+		return algorithms.Decision{}, s.diag.explain("inspecting a key in", err)
 	}
 	return out[0], nil
 }
@@ -218,7 +239,7 @@ func (s *Store) Reset(ctx context.Context, zone string, key store.Key) error {
 		return s.c.Del(ctx, keys...).Err()
 	})
 	if err != nil {
-		return fmt.Errorf("resetting a key in redis store: %w", err)
+		return s.diag.explain("resetting a key in", err)
 	}
 	return nil
 }

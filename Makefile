@@ -3,7 +3,8 @@
 #   make build   build ./caddy with the plugin (xcaddy; only when sources changed)
 #   make run     build, then run ./caddy with examples/Caddyfile
 #   make test    vet, build, then every test with -race and coverage
-#   make bench   Go benchmarks, then the wrk load script (scripts/bench-wrk.sh)
+#   make bench   Go benchmarks, then the wrk load scripts (scripts/bench-wrk.sh,
+#                then scripts/bench-redis.sh)
 #   make check   fail if gofmt would change a file
 #   make fmt     gofmt every file in place
 #   make deps    install what the tests need (bench-deps: what the bench needs)
@@ -29,6 +30,7 @@ BUILD_INPUTS := go.mod $(wildcard go.sum) $(shell find . \
 # Tools the targets need, as command:debian-package pairs.
 TEST_TOOLS  := redis-server:redis-server
 BENCH_TOOLS := wrk:wrk curl:curl
+REDIS_BENCH_TOOLS := redis-server:redis-server redis-cli:redis-tools redis-benchmark:redis-tools
 
 # need installs the Debian package of every missing command when running as
 # root, and otherwise stops with one line saying what to install.
@@ -50,7 +52,7 @@ define need
 	fi
 endef
 
-.PHONY: build run test vet bench bench-go bench-wrk deps bench-deps check fmt clean
+.PHONY: build run test vet bench bench-go bench-wrk bench-redis deps bench-deps check fmt clean
 
 build: $(CADDY)
 
@@ -100,13 +102,20 @@ test: deps check vet $(CADDY)
 	awk -v t="$$total" -v m="$(MIN_COVERAGE)" 'BEGIN { exit !(t >= m) }' || \
 		{ echo "coverage $$total% is below $(MIN_COVERAGE)%"; exit 1; }
 
+# bench-redis runs after bench-wrk (not beside it under -j), so the two never
+# load the machine at once.
 bench: bench-go bench-wrk
+	$(MAKE) --no-print-directory bench-redis
 
 bench-go: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 bench-wrk: bench-deps $(CADDY)
 	CADDY=$(abspath $(CADDY)) scripts/bench-wrk.sh
+
+bench-redis: bench-deps $(CADDY)
+	$(call need,$(REDIS_BENCH_TOOLS))
+	CADDY=$(abspath $(CADDY)) scripts/bench-redis.sh
 
 check:
 	@files=$$(gofmt -l $$(find . -name '*.go' -not -path './.build/*' -not -path './.git/*')); \

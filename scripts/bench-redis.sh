@@ -51,6 +51,7 @@ CONNS=(64 256)
 export BENCH_THREADS="$THREADS" BENCH_KEYS="$KEYS"
 
 die() { echo "bench-redis: $*" >&2; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 for n in "$DURATION" "$THREADS" "$KEYS" "$ROUNDS" "$CEILING_N"; do
 	[[ "$n" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION, BENCH_ROUNDS, BENCH_THREADS, BENCH_KEYS and BENCH_CEILING_N must be positive integers"
@@ -85,24 +86,12 @@ if [[ "$CADDY" == "$ROOT/caddy" ]]; then
 	timeout 900 make -q -C "$ROOT" build >/dev/null 2>&1 || timeout 900 make -C "$ROOT" build >&2
 fi
 [[ -x "$CADDY" ]] || die "CADDY=$CADDY is not an executable"
-"$CADDY" list-modules 2>/dev/null | grep -qx 'rate_limit.stores.redis' ||
+"$CADDY" list-modules 2>/dev/null | grep -x 'rate_limit.stores.redis' >/dev/null ||
 	die "$CADDY has no rate_limit.stores.redis module: rebuild it (make build)"
 
 # --- processes ---------------------------------------------------------------
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bench-redis.XXXXXX")"
 PIDS=()
-
-stop_pid() {
-	local pid=$1 i
-	kill -0 "$pid" 2>/dev/null || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
 	local pid
@@ -111,16 +100,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# free_port prints a loopback port nothing listens on, below Linux's
-# ephemeral range (32768 and up) so no client socket holds it.
-free_port() {
-	local p
-	while :; do
-		p=$((10000 + RANDOM % 22000))
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-	done
-}
 
 rcli() { timeout 10 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 
@@ -144,43 +123,6 @@ start_redis() {
 	done
 	cat "$WORK/redis.log" >&2 || true
 	die "redis-server did not start"
-}
-
-# start_caddy NAME CADDYFILE [VAR=VALUE...]: runs Caddy with the config and
-# waits until it serves. Sets CADDY_PID, PORT and ADMIN. A start that loses a
-# race for its port is tried again with new ports.
-start_caddy() {
-	local attempt
-	for attempt in 1 2 3; do
-		try_start_caddy "$@" && return 0
-		grep -q "address already in use" "$WORK/$1.log" || break
-	done
-	cat "$WORK/$1.log" >&2
-	die "caddy did not start in scenario $1"
-}
-
-try_start_caddy() {
-	local name=$1 config=$2 i
-	shift 2
-	PORT=$(free_port)
-	ADMIN=$(free_port)
-	while [[ "$ADMIN" == "$PORT" ]]; do ADMIN=$(free_port); done
-	env BENCH_PORT="$PORT" BENCH_ADMIN_PORT="$ADMIN" "$@" \
-		HOME="$WORK" XDG_CONFIG_HOME="$WORK/config" XDG_DATA_HOME="$WORK/data" \
-		"$CADDY" run --adapter caddyfile --config "$config" >"$WORK/$name.log" 2>&1 &
-	CADDY_PID=$!
-	PIDS+=("$CADDY_PID")
-	for ((i = 0; i < 150; i++)); do
-		kill -0 "$CADDY_PID" 2>/dev/null || { wait "$CADDY_PID" 2>/dev/null || true; return 1; }
-		if curl -fs -o /dev/null "http://127.0.0.1:$ADMIN/config/" &&
-			curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	stop_pid "$CADDY_PID"
-	echo "caddy not ready after 15s" >>"$WORK/$name.log"
-	return 1
 }
 
 # to_ms converts one of wrk's durations (123us, 1.5ms, 2.00s, 1m) to ms.
@@ -243,14 +185,10 @@ snapshot() {
 	SNAP[$p,reads]=$(redis_stat total_reads_processed)
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 ratio3() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
-# at_least A B prints "met" when A >= B, else "MISSED".
-at_least() { if awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "n/a" && a + 0 >= b + 0) }'; then echo "met"; else echo "MISSED"; fi; }
 at_most() { if awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "n/a" && a + 0 <= b + 0) }'; then echo "met"; else echo "MISSED"; fi; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 range() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s–%s", lo, hi }'; }
-note() { echo "  $*" >&2; }
 
 # per_round KIND A B: per-round values of A/B (ratio) or A-B (diff) of the
 # round-indexed array VAL_AT, one a line.

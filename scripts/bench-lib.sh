@@ -68,3 +68,18 @@ note() { echo "  $*" >&2; }
 
 # at_least A B prints "met" when A >= B, else "MISSED".
 at_least() { if awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "n/a" && a + 0 >= b + 0) }'; then echo "met"; else echo "MISSED"; fi; }
+
+# bench_workdir NAME makes the scratch directory $WORK, starts the PIDS list
+# and sets the EXIT trap that stops every recorded process by PID.
+bench_workdir() {
+	WORK="$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")"
+	PIDS=()
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+	rm -rf "$WORK"
+}

@@ -90,16 +90,7 @@ fi
 	die "$CADDY has no rate_limit.stores.redis module: rebuild it (make build)"
 
 # --- processes ---------------------------------------------------------------
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/bench-redis.XXXXXX")"
-PIDS=()
-
-cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir bench-redis
 
 rcli() { timeout 10 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 

@@ -65,16 +65,7 @@ if [[ ! -x "$CADDY" ]]; then
 fi
 
 # --- processes ---------------------------------------------------------------
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/bench-wrk.XXXXXX")"
-PIDS=()
-
-cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir bench-wrk
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 

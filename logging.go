@@ -85,9 +85,13 @@ func (h *Handler) decisionFields(repl *caddy.Replacer, sc *scratch, i int) []zap
 }
 
 // accessLogFields adds rate_limit_zone and rate_limit_decision to the
-// request's access log entry, as one prebuilt field (each Set on
-// ExtraLogFields costs an allocation).
+// request's access log entry, as one prebuilt field (each Add on
+// ExtraLogFields costs an allocation), when the server writes access logs.
 func (h *Handler) accessLogFields(r *http.Request, z *Zone, outcome string) {
+	// Without access logs nobody reads the fields; skip the allocations.
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); !ok || srv.Logs == nil {
+		return
+	}
 	extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields)
 	if !ok {
 		return

@@ -172,6 +172,12 @@ func TestAccessLogFields(t *testing.T) {
 			t.Errorf("request %d: access log %v, want %v", i+1, got, want)
 		}
 	}
+	// A server without access logs gets no fields (they would cost
+	// allocations nobody reads), and the request is still decided.
+	res := call{srv: new(caddyhttp.Server)}.do(t, h)
+	if got := extraField(t, res.extra, "rate_limit_zone"); got != "" {
+		t.Errorf("access log field written without access logs: %q", got)
+	}
 	// A request without access-log fields (not served by Caddy's server)
 	// is still decided.
 	r := httptest.NewRequest(http.MethodGet, "/", nil)

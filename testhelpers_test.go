@@ -144,7 +144,8 @@ func (c call) prepare(w http.ResponseWriter) (*http.Request, *caddy.Replacer) {
 		remote = "192.0.2.1"
 	}
 	if srv == nil {
-		srv = new(caddyhttp.Server)
+		// A server that writes access logs, without error routes.
+		srv = &caddyhttp.Server{Logs: new(caddyhttp.ServerLogConfig)}
 	}
 	ctx := c.ctx
 	if ctx == nil {

@@ -29,24 +29,7 @@ func TestCluster(t *testing.T) {
 
 	t.Run("conformance vectors match the Go twins", func(t *testing.T) {
 		t.Parallel()
-		for _, name := range allAlgorithms {
-			t.Run(name, func(t *testing.T) {
-				t.Parallel()
-				for _, v := range vectors {
-					conf := newConformance(t, testStore(t, c), lookup(t, name))
-					p := v.policy
-					for i, st := range v.steps {
-						if st.policy != nil {
-							p = *st.policy
-						}
-						if err := conf.step(p, t0.Add(st.at), st.cost); err != nil {
-							t.Errorf("%s, step %d: %v", v.name, i, err)
-							break
-						}
-					}
-				}
-			})
-		}
+		runVectors(t, c)
 	})
 
 	t.Run("one key admits exactly the limit concurrently", func(t *testing.T) {

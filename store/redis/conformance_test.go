@@ -187,7 +187,14 @@ func lookup(tb testing.TB, name string) algorithms.Algorithm {
 
 func TestConformanceVectors(t *testing.T) {
 	t.Parallel()
-	c := sharedServer(t).client(t)
+	runVectors(t, sharedServer(t).client(t))
+}
+
+// runVectors runs every conformance vector through every algorithm's Go
+// transition and its Lua twin on the server behind c, one parallel subtest
+// per algorithm.
+func runVectors(t *testing.T, c Client) {
+	t.Helper()
 	for _, name := range allAlgorithms {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

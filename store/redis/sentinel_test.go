@@ -34,21 +34,7 @@ func TestSentinelConformanceAndExactness(t *testing.T) {
 	c := sentinelClient(t, set, Options{})
 
 	t.Run("conformance", func(t *testing.T) {
-		for _, name := range allAlgorithms {
-			for _, v := range vectors {
-				conf := newConformance(t, testStore(t, c), lookup(t, name))
-				p := v.policy
-				for i, st := range v.steps {
-					if st.policy != nil {
-						p = *st.policy
-					}
-					if err := conf.step(p, t0.Add(st.at), st.cost); err != nil {
-						t.Errorf("%s, %s, step %d: %v", name, v.name, i, err)
-						break
-					}
-				}
-			}
-		}
+		runVectors(t, c)
 	})
 
 	t.Run("exact under concurrency", func(t *testing.T) {

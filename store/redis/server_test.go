@@ -172,6 +172,12 @@ func (srv *server) ping() error {
 	if err != nil {
 		return err
 	}
+	return pingOver(conn)
+}
+
+// pingOver sends PING on conn, closes it, and reports whether the server
+// answered as a live Redis does.
+func pingOver(conn net.Conn) error {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(time.Second))
 	if _, err := conn.Write([]byte("PING\r\n")); err != nil {

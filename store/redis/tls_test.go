@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -113,19 +112,7 @@ func startTLSServer(tb testing.TB, p *testPKI, password string) *server {
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			_ = conn.SetDeadline(time.Now().Add(time.Second))
-			if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-				return err
-			}
-			line, err := bufio.NewReader(conn).ReadString('\n')
-			if err != nil {
-				return err
-			}
-			if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
-				return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
-			}
-			return nil
+			return pingOver(conn)
 		}
 		srv, err := startRedisProcess(addr, ready,
 			"--port", "0", "--tls-port", strconv.Itoa(port), "--bind", "127.0.0.1",

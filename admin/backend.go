@@ -1,0 +1,44 @@
+package admin
+
+import (
+	"context"
+	"time"
+
+	"github.com/ratewarden/ratewarden/control"
+)
+
+// Backend is what the admin API needs from the running rate_limit app. The
+// app (in the root package) implements it; the router finds it per request
+// with caddy.ActiveContext().AppIfConfigured("rate_limit") and a type
+// assertion, so admin never imports the root package.
+//
+// Errors wrap the control package's sentinel errors (ErrNotFound,
+// ErrConflict, ErrInvalid with a FieldError, ErrUnavailable), which the
+// router maps to problem+json responses.
+type Backend interface {
+	// Zones lists every configured zone on every server.
+	Zones() []control.ZoneInfo
+	// Zone returns one zone, or ErrNotFound.
+	Zone(name string) (control.ZoneInfo, error)
+
+	// Inspect reads a raw key's state in a zone without charging it.
+	Inspect(ctx context.Context, zone, key string) (control.KeyState, error)
+	// Reset forgets a raw key's counters in a zone. It returns the state
+	// before the reset, for the audit log.
+	Reset(ctx context.Context, zone, key string) (control.KeyState, error)
+	// Explain evaluates a synthetic request against every zone without
+	// charging anything.
+	Explain(ctx context.Context, req control.ExplainRequest) (control.Explanation, error)
+	// Health reports every named store.
+	Health(ctx context.Context) control.Health
+
+	// KeyHash returns the hex hash a raw key of zone is stored under, or
+	// ErrNotFound for an unknown zone. Key overrides are stored by hash.
+	KeyHash(zone, key string) (string, error)
+	// Overrides is the live override registry.
+	Overrides() (*control.Overrides, error)
+	// APIKeys is the API key registry.
+	APIKeys() (*control.Keys, error)
+	// Now is the app's clock.
+	Now() time.Time
+}

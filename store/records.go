@@ -1,0 +1,76 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Records is implemented by stores that can keep Ratewarden's control
+// records: API keys and live overrides. A record is an opaque value (JSON)
+// under a kind ("api_keys", "zone_overrides", "key_overrides") and an id.
+// Ids are made of [A-Za-z0-9_.:-] and at most 200 bytes; a store may escape
+// them however its backend needs.
+//
+// The memory store keeps records in Caddy's configured storage, so they
+// survive a restart; the Redis store keeps them in Redis and tells every
+// instance sharing it about each change.
+type Records interface {
+	// LoadRecords returns every record of kind, by id.
+	LoadRecords(ctx context.Context, kind string) (map[string][]byte, error)
+	// LoadRecord returns one record; ok is false when there is none.
+	LoadRecord(ctx context.Context, kind, id string) (value []byte, ok bool, err error)
+	// PutRecord creates or replaces one record and notifies watchers on
+	// every instance sharing the store.
+	PutRecord(ctx context.Context, kind, id string, value []byte) error
+	// DeleteRecord removes one record (no error when absent) and notifies
+	// watchers.
+	DeleteRecord(ctx context.Context, kind, id string) error
+	// WatchRecords calls fn(kind, id) for each record any instance changed,
+	// until ctx is done, and returns at once (the watch runs in the
+	// background). It calls fn("", "") when changes may have been missed,
+	// for example after a reconnect: the caller should then reload
+	// everything. Changes must reach watchers on other instances within
+	// one second.
+	WatchRecords(ctx context.Context, fn func(kind, id string))
+}
+
+// Health is one store's state as the admin API reports it.
+type Health struct {
+	// Backend is the store module: "memory" or "redis".
+	Backend string `json:"backend"`
+	// OK is true when the store can decide requests now.
+	OK bool `json:"ok"`
+	// Error says what failed, with no secret in it.
+	Error string `json:"error,omitempty"`
+	// Topology is standalone, sentinel, cluster, ring (Redis only).
+	Topology string `json:"topology,omitempty"`
+	// Breaker is the circuit breaker state: closed, half-open or open.
+	Breaker string `json:"breaker,omitempty"`
+	// OnFailure is the failure policy: allow, deny or local.
+	OnFailure string `json:"on_failure,omitempty"`
+	// Scripts tells whether the Lua scripts are loaded on the server(s):
+	// "loaded", "missing" (loaded on first use) or "unknown".
+	Scripts string `json:"scripts,omitempty"`
+	// Pool holds connection pool statistics (Redis only).
+	Pool *PoolStats `json:"pool,omitempty"`
+	// Keys is the number of live keys (memory only).
+	Keys *int64 `json:"keys,omitempty"`
+	// Latency is how long the health probe took.
+	Latency time.Duration `json:"latency_ns,omitempty"`
+}
+
+// PoolStats are a Redis connection pool's statistics.
+type PoolStats struct {
+	Hits       uint32 `json:"hits"`
+	Misses     uint32 `json:"misses"`
+	Timeouts   uint32 `json:"timeouts"`
+	TotalConns uint32 `json:"total_conns"`
+	IdleConns  uint32 `json:"idle_conns"`
+	StaleConns uint32 `json:"stale_conns"`
+}
+
+// HealthChecker is implemented by stores that can report their health. A
+// store that does not is reported healthy.
+type HealthChecker interface {
+	CheckHealth(ctx context.Context) Health
+}

@@ -2,10 +2,12 @@
 #
 #   make build   build ./caddy with the plugin (xcaddy; only when sources changed)
 #   make run     build, then run ./caddy with examples/Caddyfile
-#   make test    vet, build, then every test with -race and coverage
+#   make test    vet, build, check-alerts, then every test with -race and coverage
 #   make bench   Go benchmarks, then the wrk load scripts (scripts/bench-wrk.sh,
 #                then scripts/bench-redis.sh)
 #   make check   fail if gofmt would change a file
+#   make check-alerts  promtool on the example Prometheus alerts and their
+#                tests, and the Grafana dashboard's metric names
 #   make fmt     gofmt every file in place
 #   make deps    install what the tests need (bench-deps: what the bench needs)
 
@@ -52,7 +54,7 @@ define need
 	fi
 endef
 
-.PHONY: build run test vet bench bench-go bench-wrk bench-redis deps bench-deps check fmt clean
+.PHONY: build run test vet bench bench-go bench-wrk bench-redis deps bench-deps check check-alerts fmt clean
 
 build: $(CADDY)
 
@@ -94,7 +96,7 @@ vet: deps
 # Total statement coverage of the Go packages below which `make test` fails.
 MIN_COVERAGE := 80
 
-test: deps check vet $(CADDY)
+test: deps check vet check-alerts $(CADDY)
 	RATEWARDEN_CADDY=$(abspath $(CADDY)) $(GO) test -race -count=1 -timeout 12m \
 		-coverprofile=coverage.out -coverpkg=./... ./...
 	@total=$$($(GO) tool cover -func=coverage.out | tail -1 | awk '{print $$NF}' | tr -d %); \
@@ -120,6 +122,10 @@ bench-redis: bench-deps $(CADDY)
 check:
 	@files=$$(gofmt -l $$(find . -name '*.go' -not -path './.build/*' -not -path './.git/*')); \
 	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
+
+# check-alerts installs promtool (Debian's prometheus) and jq when missing.
+check-alerts:
+	scripts/check-alerts.sh
 
 fmt:
 	gofmt -w $$(find . -name '*.go' -not -path './.build/*' -not -path './.git/*')

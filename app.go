@@ -30,7 +30,18 @@ type App struct {
 	// Default: a memory store named "default" with default settings.
 	StoresRaw map[string]json.RawMessage `json:"stores,omitempty" caddy:"namespace=rate_limit.stores inline_key=backend"`
 
-	stores map[string]store.Store
+	// ControlStore names the store that keeps API keys and live overrides.
+	// With a Redis store, every instance sharing it sees each change within
+	// a second; with the memory store, they are kept in Caddy's storage and
+	// survive a restart. Default: "default".
+	ControlStore string `json:"control_store,omitempty"`
+
+	stores       map[string]store.Store
+	backends     map[string]string
+	ctx          caddy.Context
+	control      *controlPlane
+	controlKey   string
+	controlStore string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -44,49 +55,57 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision loads the configured stores and adds the default memory store
 // when none is named "default".
 func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
 	a.stores = make(map[string]store.Store)
+	a.backends = make(map[string]string)
+	if _, ok := a.StoresRaw[DefaultStore]; !ok {
+		if a.StoresRaw == nil {
+			a.StoresRaw = make(map[string]json.RawMessage)
+		}
+		a.StoresRaw[DefaultStore] = json.RawMessage(`{"backend":"memory"}`)
+	}
 	for name, raw := range a.StoresRaw {
-		st, err := loadStore(ctx, name, raw)
+		st, backend, err := loadStore(ctx, name, raw)
 		if err != nil {
 			return err
 		}
 		a.stores[name] = st
+		a.backends[name] = backend
 	}
-	if _, ok := a.stores[DefaultStore]; !ok {
-		st, err := loadStore(ctx, DefaultStore, json.RawMessage(`{"backend":"memory"}`))
-		if err != nil {
-			return err
-		}
-		a.stores[DefaultStore] = st
-	}
+	return a.provisionControl(ctx)
+}
+
+// Cleanup releases the control plane.
+func (a *App) Cleanup() error {
+	a.cleanupControl()
 	return nil
 }
 
 // loadStore loads one store module, telling it its name so it can keep its
 // state across reloads under that name.
-func loadStore(ctx caddy.Context, name string, raw json.RawMessage) (store.Store, error) {
+func loadStore(ctx caddy.Context, name string, raw json.RawMessage) (store.Store, string, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return nil, fmt.Errorf("store %q: %w", name, err)
+		return nil, "", fmt.Errorf("store %q: %w", name, err)
 	}
 	var backend string
 	if err := json.Unmarshal(fields["backend"], &backend); err != nil || backend == "" {
-		return nil, fmt.Errorf("store %q: missing \"backend\" (for example \"memory\")", name)
+		return nil, "", fmt.Errorf("store %q: missing \"backend\" (for example \"memory\")", name)
 	}
 	delete(fields, "backend")
 	rest, err := json.Marshal(fields)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	mod, err := ctx.WithValue(store.NameCtxKey, name).LoadModuleByID("rate_limit.stores."+backend, rest)
 	if err != nil {
-		return nil, fmt.Errorf("loading store %q: %w", name, err)
+		return nil, "", fmt.Errorf("loading store %q: %w", name, err)
 	}
 	st, ok := mod.(store.Store)
 	if !ok {
-		return nil, fmt.Errorf("store %q: module %T is not a store", name, mod)
+		return nil, "", fmt.Errorf("store %q: module %T is not a store", name, mod)
 	}
-	return st, nil
+	return st, backend, nil
 }
 
 // Start implements caddy.App.
@@ -119,6 +138,7 @@ func (a *App) StoreNames() []string {
 
 // Interface guards
 var (
-	_ caddy.App         = (*App)(nil)
-	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
 )

@@ -48,6 +48,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			}
 //			log_key
 //		}
+//		api_key {
+//			header <field>
+//			bearer
+//			query <param>
+//			require
+//			failure_limit <n> <window>
+//		}
 //		exempt <ip-or-cidr...>
 //		exempt {
 //			<matchers...>
@@ -90,6 +97,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalZone(d)
 		case "exempt":
 			err = h.unmarshalExempt(d)
+		case "api_key":
+			err = h.unmarshalAPIKey(d)
 		case "headers":
 			h.Headers = d.RemainingArgs()
 			if len(h.Headers) == 0 {

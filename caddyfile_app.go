@@ -16,7 +16,11 @@ import (
 //		store <backend> [<name>] {
 //			<backend options...>
 //		}
+//		control_store <name>
 //	}
+//
+// control_store names the store that keeps API keys and live overrides
+// (default: "default").
 //
 // <backend> is a rate_limit.stores module, such as memory. <name> defaults
 // to "default", the store handlers use unless they name another.
@@ -39,6 +43,15 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if err := app.unmarshalStore(d); err != nil {
 				return nil, err
 			}
+		case "control_store":
+			if app.ControlStore != "" {
+				return nil, d.Err("control_store specified more than once")
+			}
+			name, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.ControlStore = name
 		default:
 			return nil, d.Errf("unrecognized rate_limit global option %q", d.Val())
 		}

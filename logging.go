@@ -71,6 +71,7 @@ func (h *Handler) decisionFields(repl *caddy.Replacer, sc *scratch, i int) []zap
 	}
 	requestID, _ := repl.GetString("http.request.uuid")
 	clientIP, _ := repl.GetString("http.vars.client_ip")
+	traceID, _ := repl.GetString("http.vars.trace_id")
 	return []zap.Field{
 		zap.String("zone", z.name),
 		keyField,
@@ -78,10 +79,25 @@ func (h *Handler) decisionFields(repl *caddy.Replacer, sc *scratch, i int) []zap
 		zap.Int64("limit", d.Limit),
 		zap.Int64("cost", sc.reqs[i].Cost),
 		zap.Duration("retry_after", d.RetryAfter),
-		zap.Bool("shadow", z.Shadow),
+		zap.Bool("shadow", sc.reqs[i].Shadow),
 		zap.String("request_id", requestID),
+		zap.String("trace_id", traceID),
 		zap.String("client_ip", clientIP),
 	}
+}
+
+// requestFields are the fields of a store-failure line: the request ID and
+// trace ID, then extra.
+func (h *Handler) requestFields(r *http.Request, extra ...zap.Field) []zap.Field {
+	var requestID, trace string
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		requestID, _ = repl.GetString("http.request.uuid")
+		trace, _ = repl.GetString("http.vars.trace_id")
+	}
+	if trace == "" {
+		trace = traceID(r)
+	}
+	return append([]zap.Field{zap.String("request_id", requestID), zap.String("trace_id", trace)}, extra...)
 }
 
 // accessLogFields adds rate_limit_zone and rate_limit_decision to the

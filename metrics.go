@@ -6,6 +6,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratewarden/ratewarden/control"
 )
 
 // Outcomes of a zone's decision, the values of the outcome label.
@@ -23,6 +25,10 @@ var metrics = struct {
 	once      sync.Once
 	decisions *prometheus.CounterVec
 	latency   prometheus.Histogram
+	// apiKeyLookups counts API key lookups by result.
+	apiKeyLookups *prometheus.CounterVec
+	// overridesActive reports the current config's active overrides.
+	overridesActive *prometheus.GaugeVec
 }{}
 
 func initMetrics() {
@@ -40,6 +46,18 @@ func initMetrics() {
 			Help:      "Time to decide a request: matching, keys, costs and the store call.",
 			Buckets:   []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1},
 		})
+		metrics.apiKeyLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy",
+			Subsystem: "rate_limit",
+			Name:      "api_key_lookups_total",
+			Help:      "API key lookups by result (ok, missing, malformed, unknown, expired, revoked).",
+		}, []string{"result"})
+		metrics.overridesActive = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "caddy",
+			Subsystem: "rate_limit",
+			Name:      "overrides_active",
+			Help:      "Live overrides in force, by type (zone, key).",
+		}, []string{"type"})
 	})
 }
 
@@ -50,7 +68,7 @@ func registerMetrics(ctx caddy.Context) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.decisions, metrics.latency} {
+	for _, c := range []prometheus.Collector{metrics.decisions, metrics.latency, metrics.apiKeyLookups, metrics.overridesActive} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -74,4 +92,14 @@ func newZoneCounters(zone string) *zoneCounters {
 		denied:       metrics.decisions.WithLabelValues(zone, outcomeDenied),
 		shadowDenied: metrics.decisions.WithLabelValues(zone, outcomeShadowDenied),
 	}
+}
+
+// apiKeyLookupCounters returns the lookup counters indexed by result.
+func apiKeyLookupCounters() []prometheus.Counter {
+	initMetrics()
+	out := make([]prometheus.Counter, control.LookupRevoked+1)
+	for r := range out {
+		out[r] = metrics.apiKeyLookups.WithLabelValues(control.LookupResult(r).String())
+	}
+	return out
 }

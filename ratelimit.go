@@ -17,12 +17,14 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/ratewarden/ratewarden/algorithms"
+	"github.com/ratewarden/ratewarden/control"
 	"github.com/ratewarden/ratewarden/store"
 )
 
@@ -39,6 +41,10 @@ type Handler struct {
 	// two handlers with a zone of the same name share its counters, and a
 	// zone's counters survive config reloads while its name stays.
 	RateLimits map[string]*Zone `json:"rate_limits,omitempty"`
+
+	// APIKey identifies clients by API keys from the rate_limit app's
+	// registry before the zones run. Default: off.
+	APIKey *APIKeyAuth `json:"api_key,omitempty"`
 
 	// Exempt lists requests that skip every zone.
 	Exempt *Exemption `json:"exempt,omitempty"`
@@ -99,6 +105,15 @@ type Handler struct {
 	logLevel zapcore.Level
 	exempted prometheus.Counter
 	scratch  *sync.Pool
+	// overrides is the app's live override registry (nil when the handler
+	// was provisioned without the app, in tests).
+	overrides *control.Overrides
+	// apiKeyLookups counts API key lookups by result.
+	apiKeyLookups []prometheus.Counter
+	// events is Caddy's events app; eventSample samples exceeded events.
+	events      *caddyevents.App
+	eventSample *eventSampler
+	ctx         caddy.Context
 }
 
 // CaddyModule returns the Caddy module information.
@@ -127,14 +142,23 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionLogging(); err != nil {
 		return err
 	}
+	if err := h.provisionEvents(ctx); err != nil {
+		return fmt.Errorf("loading the events app: %w", err)
+	}
 
+	var keys *control.Keys
 	if h.store == nil { // tests may inject a store
 		appIface, err := ctx.App("rate_limit")
 		if err != nil {
 			return fmt.Errorf("loading the rate_limit app: %w", err)
 		}
-		if h.store, err = appIface.(*App).Store(h.Store); err != nil {
+		app := appIface.(*App)
+		if h.store, err = app.Store(h.Store); err != nil {
 			return err
+		}
+		if app.control != nil {
+			h.overrides = app.control.overrides
+			keys = app.control.keys
 		}
 	}
 	if h.SweepInterval > 0 {
@@ -148,6 +172,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("registering metrics: %w", err)
 		}
 		h.exempted = metrics.decisions.WithLabelValues("", outcomeExempt)
+	}
+	if h.APIKey != nil {
+		if h.APIKey.keys == nil { // tests may inject a registry
+			if err := h.APIKey.provision(keys); err != nil {
+				return err
+			}
+		}
+		if !h.DisableMetrics {
+			h.apiKeyLookups = apiKeyLookupCounters()
+		}
 	}
 	if h.Exempt != nil {
 		if err := h.Exempt.provision(ctx); err != nil {
@@ -169,6 +203,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		if !h.DisableMetrics {
 			z.counters = newZoneCounters(name)
+			if z.top, err = loadSketch(name); err != nil {
+				return err
+			}
 		}
 		h.zones = append(h.zones, z)
 	}
@@ -190,6 +227,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		repl.Set(phExceeded, false)
 		return next.ServeHTTP(w, r)
 	}
+	if h.APIKey != nil {
+		if done, err := h.identify(w, r, repl); done {
+			return err
+		}
+	}
 
 	sc := h.scratch.Get().(*scratch)
 	defer h.putScratch(sc)
@@ -203,15 +245,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.storeFailed(w, r, next, err)
 	}
 	blocked := store.Blocked(sc.reqs, sc.out)
-	h.observe(sc, blocked, start)
+	h.observe(repl, sc, blocked, start)
 
 	shown := h.restrictive(sc, blocked)
 	h.setPlaceholders(repl, sc, shown)
 	h.writeHeaders(w.Header(), sc, shown)
 	if blocked {
+		h.annotateSpan(r, sc, shown, outcomeDenied)
 		h.logRejection(r, repl, sc, shown)
+		h.emitExceeded(repl, sc, shown)
 		return h.refuse(w, r, sc.out[shown].RetryAfter)
 	}
+	h.annotateSpan(r, sc, shown, sc.outcome())
 	h.logShadow(r, repl, sc, shown)
 	if !sc.needsAfter() {
 		return next.ServeHTTP(w, r)
@@ -232,11 +277,11 @@ func (h *Handler) putScratch(sc *scratch) {
 func (h *Handler) storeFailed(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, err error) error {
 	var unavailable *store.UnavailableError
 	if errors.As(err, &unavailable) {
-		h.sampled.Error("rate_limit store unavailable; refusing request", zap.Error(err))
+		h.sampled.Error("rate_limit store unavailable; refusing request", h.requestFields(r, zap.Error(err))...)
 		w.Header().Set("Retry-After", itoa(max(ceilSeconds(unavailable.RetryAfter), 1)))
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
-	h.sampled.Error("rate_limit store failed; allowing request", zap.Error(err))
+	h.sampled.Error("rate_limit store failed; allowing request", h.requestFields(r, zap.Error(err))...)
 	return next.ServeHTTP(w, r)
 }
 
@@ -244,6 +289,10 @@ func (h *Handler) storeFailed(w http.ResponseWriter, r *http.Request, next caddy
 // for the store.
 func (h *Handler) collect(r *http.Request, repl *caddy.Replacer, sc *scratch) {
 	for _, z := range h.zones {
+		zov, enabled := h.zoneOverride(z)
+		if !enabled {
+			continue
+		}
 		ok, err := z.matches(r)
 		if err != nil {
 			h.sampled.Warn("rate_limit zone matcher failed; applying the zone", zap.String("zone", z.name), zap.Error(err))
@@ -259,15 +308,19 @@ func (h *Handler) collect(r *http.Request, repl *caddy.Replacer, sc *scratch) {
 		if err != nil {
 			h.sampled.Warn("rate_limit cost_expression failed; charging 1", zap.String("zone", z.name), zap.Error(err))
 		}
+		policy, shadow := z.policy, z.Shadow
+		if zov != nil || h.overrides != nil {
+			policy, shadow = h.effective(z, zov, key)
+		}
 		sc.zones = append(sc.zones, z)
 		sc.raw = append(sc.raw, raw)
 		sc.reqs = append(sc.reqs, store.Request{
 			Zone:      z.name,
 			Key:       key,
 			Algorithm: z.alg,
-			Policy:    z.policy,
+			Policy:    policy,
 			Cost:      cost,
-			Shadow:    z.Shadow,
+			Shadow:    shadow,
 			Peek:      z.CountIf != nil,
 		})
 	}
@@ -275,7 +328,7 @@ func (h *Handler) collect(r *http.Request, repl *caddy.Replacer, sc *scratch) {
 }
 
 // observe records metrics for the decisions.
-func (h *Handler) observe(sc *scratch, blocked bool, start time.Time) {
+func (h *Handler) observe(repl *caddy.Replacer, sc *scratch, blocked bool, start time.Time) {
 	if h.DisableMetrics {
 		return
 	}
@@ -285,10 +338,12 @@ func (h *Handler) observe(sc *scratch, blocked bool, start time.Time) {
 			z.counters.allowed.Inc()
 		case d.Allowed:
 			// another zone refused; this one was not charged and is not a denial
-		case z.Shadow:
+		case sc.reqs[i].Shadow:
 			z.counters.shadowDenied.Inc()
+			h.recordDenial(repl, sc, i)
 		default:
 			z.counters.denied.Inc()
+			h.recordDenial(repl, sc, i)
 		}
 	}
 	metrics.latency.Observe(time.Since(start).Seconds())
@@ -300,8 +355,8 @@ func (h *Handler) observe(sc *scratch, blocked bool, start time.Time) {
 // shadow zones matched.
 func (h *Handler) restrictive(sc *scratch, blocked bool) int {
 	best := -1
-	for i, z := range sc.zones {
-		if z.Shadow {
+	for i := range sc.zones {
+		if sc.reqs[i].Shadow {
 			continue
 		}
 		d := sc.out[i]
@@ -401,5 +456,6 @@ func (h *Handler) jitterWait(d time.Duration) time.Duration {
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -87,16 +87,17 @@ func (h *Handler) writeHeaders(hdr http.Header, sc *scratch, shown int) {
 		return
 	}
 	z, d := sc.zones[shown], sc.out[shown]
+	policy, limit := z.policyHeaders(sc.reqs[shown].Policy)
 	reset := ceilSeconds(d.ResetAfter)
 	if !d.Allowed {
 		reset = max(reset, ceilSeconds(d.RetryAfter))
 	}
 	if h.headers&headersIETF != 0 {
-		hdr["Ratelimit-Policy"] = []string{z.policyHeader}
+		hdr["Ratelimit-Policy"] = []string{policy}
 		hdr["Ratelimit"] = []string{z.quotedName + ";r=" + itoa(d.Remaining) + ";t=" + itoa(reset)}
 	}
 	if h.headers&headersLegacy != 0 {
-		hdr["X-Ratelimit-Limit"] = []string{z.limitHeader}
+		hdr["X-Ratelimit-Limit"] = []string{limit}
 		hdr["X-Ratelimit-Remaining"] = []string{itoa(d.Remaining)}
 		hdr["X-Ratelimit-Reset"] = []string{itoa(reset)}
 	}

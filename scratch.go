@@ -40,3 +40,14 @@ func (sc *scratch) needsAfter() bool {
 	}
 	return false
 }
+
+// outcome is the allowed request's outcome: shadow_denied when a shadow
+// zone would have refused it, else allowed.
+func (sc *scratch) outcome() string {
+	for i := range sc.out {
+		if !sc.out[i].Allowed {
+			return outcomeShadowDenied
+		}
+	}
+	return outcomeAllowed
+}

@@ -48,6 +48,9 @@ func newTestContext(t testing.TB, appJSON string) caddy.Context {
 	if appJSON != "" {
 		cfg.AppsRaw = caddy.ModuleMap{"rate_limit": json.RawMessage(appJSON)}
 	}
+	// Control records (API keys, overrides) of memory stores go to Caddy's
+	// storage: keep each test's in its own directory.
+	cfg.StorageRaw = json.RawMessage(fmt.Sprintf(`{"module":"file_system","root":%q}`, t.TempDir()))
 	provisionMu.Lock()
 	root, err := caddy.ProvisionContext(&cfg)
 	provisionMu.Unlock()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ratewarden/ratewarden/algorithms"
 	"github.com/ratewarden/ratewarden/store"
+	"github.com/ratewarden/ratewarden/topk"
 )
 
 // Zone is one rate limit: which requests it applies to, how they are
@@ -107,6 +108,8 @@ type Zone struct {
 	logFields   map[string]zap.Field
 	concurrency bool
 	counters    *zoneCounters
+	// top tracks the zone's most-denied keys (nil with metrics off).
+	top *topk.Sketch
 	// Precomputed response header values.
 	quotedName, policyHeader, limitHeader string
 }

@@ -2,18 +2,18 @@ package control
 
 import (
 	"context"
-	"errors"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/ratewarden/ratewarden/store"
 )
-
-// SCAFFOLD: signatures agreed between the packages; bodies are being
-// written. Do not ship as is.
-
-var errScaffold = errors.New("not implemented yet")
 
 // KeysOptions configures a Keys registry.
 type KeysOptions struct {
@@ -23,6 +23,10 @@ type KeysOptions struct {
 	Audit *zap.Logger
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+	// Logger receives operational messages: records skipped as invalid,
+	// failed reloads. They never carry a token or a hash.
+	// Default: Caddy's logger named "rate_limit.control".
+	Logger *zap.Logger
 }
 
 // Identity is a verified API key as the handler sees it. It is shared and
@@ -33,43 +37,316 @@ type Identity struct {
 	Values                [4]any
 }
 
-// Keys is the API key registry: records in a store, mirrored in memory.
-type Keys struct{ opts KeysOptions }
+// Keys is the API key registry: records in a store (kind KindAPIKeys, id =
+// the key id), mirrored in memory on every instance sharing the store.
+// Lookup reads the mirror without locking; changes write the store and then
+// the local mirror, and reach other instances through the store's watch.
+//
+// A token (the API key a client presents) is 66 characters:
+//
+//	rwk_<key id: 12>_<secret: 43><checksum: 6>
+//
+// Its parts are:
+//   - "rwk_", which marks a Ratewarden key so that secret scanners (GitHub's
+//     among them) can find leaked keys;
+//   - the key id: 12 random base62 characters, public (it names the key in
+//     the admin API and the api_key placeholders);
+//   - "_";
+//   - the secret: 32 bytes from crypto/rand as a base62 number, left-padded
+//     with '0' to 43 characters;
+//   - the checksum: the CRC-32 (IEEE) of everything before it as a base62
+//     number, left-padded with '0' to 6 characters. It lets Lookup (and a
+//     scanner) reject typos and random strings without a store trip.
+//
+// base62 is 0-9, a-z, A-Z in that order. Only the SHA-256 of the whole token
+// is stored (SecretHash.Hash, hex), and no token or hash ever appears in an
+// error or a log line.
+type Keys struct {
+	opts KeysOptions
+	m    *mirror[*keyEntry, keyIndex]
+
+	mu sync.Mutex // serialises read-modify-write changes in this process
+
+	amu       sync.Mutex
+	announced map[string]struct{} // ids whose expiry was audited
+	since     time.Time           // expiries before this are not audited
+}
+
+// keyEntry is one decoded key record with what Lookup needs precomputed.
+type keyEntry struct {
+	rec    APIKey // shared and immutable
+	ident  *Identity
+	hashes [][32]byte // rec.Secrets' hashes, decoded
+}
+
+// keyIndex is the immutable snapshot Lookup reads.
+type keyIndex struct {
+	byID map[string]*keyEntry
+}
 
 // NewKeys returns a registry over opts.Records. Call Start.
-func NewKeys(opts KeysOptions) *Keys { return &Keys{opts: opts} }
+func NewKeys(opts KeysOptions) *Keys {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = caddy.Log().Named("rate_limit.control")
+	}
+	k := &Keys{opts: opts, announced: map[string]struct{}{}}
+	k.m = newMirror(opts.Records, opts.Logger, []string{KindAPIKeys}, decodeKeyRecord, buildKeyIndex)
+	return k
+}
 
-// Start loads every key and keeps the mirror current until ctx is done.
-func (k *Keys) Start(ctx context.Context) error { return errScaffold }
+// Start loads every key and keeps the mirror current until ctx is done. It
+// also starts the expiry audit: one ActionKeyExpired event per key whose
+// expiry passes while this process runs. If the initial load fails, Start
+// returns the error and keeps retrying in the background.
+func (k *Keys) Start(ctx context.Context) error {
+	k.amu.Lock()
+	k.since = k.opts.Now()
+	k.amu.Unlock()
+	if err := k.m.start(ctx, func() { k.auditExpired(k.opts.Now()) }); err != nil {
+		return fmt.Errorf("starting API key registry: %w", err)
+	}
+	return nil
+}
 
-// Lookup verifies a presented token. At most one allocation.
-func (k *Keys) Lookup(token string) (*Identity, LookupResult) { return nil, LookupUnknown }
+// Lookup verifies a presented token. It does not allocate (at most one
+// allocation is the contract) and takes no lock.
+//
+// The secret is compared in constant time against every hash the key has,
+// without stopping at a match. A key's state (revoked, expired) is told only
+// to a caller who presented one of its secrets; anyone else gets
+// LookupUnknown.
+func (k *Keys) Lookup(token string) (*Identity, LookupResult) {
+	if token == "" {
+		return nil, LookupMissing
+	}
+	id, ok := parseToken(token)
+	if !ok {
+		return nil, LookupMalformed
+	}
+	e := k.m.load().byID[id]
+	if e == nil {
+		return nil, LookupUnknown
+	}
+	sum := hashToken(token)
+	match := -1
+	for i := range e.hashes {
+		if subtle.ConstantTimeCompare(sum[:], e.hashes[i][:]) == 1 {
+			match = i
+		}
+	}
+	if match < 0 {
+		return nil, LookupUnknown
+	}
+	if e.rec.RevokedAt != nil {
+		return nil, LookupRevoked
+	}
+	now := k.opts.Now()
+	if passed(e.rec.ExpiresAt, now) || passed(e.rec.Secrets[match].ExpiresAt, now) {
+		return nil, LookupExpired
+	}
+	return e.ident, LookupOK
+}
 
-// Create makes a key and returns its secret, the only time it is shown.
+// Create makes a key and returns its token, the only time it exists in
+// clear. An invalid spec gives a *FieldError (ErrInvalid).
 func (k *Keys) Create(ctx context.Context, spec KeySpec) (string, KeyInfo, error) {
-	return "", KeyInfo{}, errScaffold
+	now := k.opts.Now()
+	if err := validateSpec(spec, now); err != nil {
+		return "", KeyInfo{}, fmt.Errorf("creating API key: %w", err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var id string
+	for {
+		var err error
+		if id, err = newKeyID(); err != nil {
+			return "", KeyInfo{}, fmt.Errorf("creating API key: %w", err)
+		}
+		if k.m.load().byID[id] == nil {
+			break
+		}
+	}
+	token, err := newToken(id)
+	if err != nil {
+		return "", KeyInfo{}, fmt.Errorf("creating API key: %w", err)
+	}
+	rec := APIKey{
+		ID:        id,
+		Name:      spec.Name,
+		Owner:     spec.Owner,
+		Tier:      spec.Tier,
+		Labels:    cloneLabels(spec.Labels),
+		CreatedAt: now.UTC(),
+		ExpiresAt: utcPtr(spec.ExpiresAt),
+		Secrets:   []SecretHash{{Hash: tokenHashHex(token)}},
+	}
+	if err := k.save(ctx, rec); err != nil {
+		return "", KeyInfo{}, fmt.Errorf("creating API key %s: %w", id, err)
+	}
+	return token, keyInfo(&rec, now), nil
 }
 
-// Rotate issues a new secret; the old one works for grace more.
+// Rotate issues a new secret, first in the key's secrets. The previous
+// current secret keeps working until now+grace (grace 0 stops it at once;
+// it then gives LookupExpired); old secrets whose grace already ended are
+// pruned. Rotating a revoked key is ErrConflict; an unknown id ErrNotFound.
 func (k *Keys) Rotate(ctx context.Context, id string, grace time.Duration) (secret string, before, after KeyInfo, err error) {
-	return "", KeyInfo{}, KeyInfo{}, errScaffold
+	if grace < 0 {
+		return "", KeyInfo{}, KeyInfo{}, fmt.Errorf("rotating API key %s: %w", id,
+			&FieldError{Field: "/grace", Reason: "must not be negative"})
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e, err := k.entry(id)
+	if err != nil {
+		return "", KeyInfo{}, KeyInfo{}, fmt.Errorf("rotating API key %s: %w", id, err)
+	}
+	if e.rec.RevokedAt != nil {
+		return "", KeyInfo{}, KeyInfo{}, fmt.Errorf("rotating API key %s: key is revoked: %w", id, ErrConflict)
+	}
+	now := k.opts.Now()
+	token, err := newToken(id)
+	if err != nil {
+		return "", KeyInfo{}, KeyInfo{}, fmt.Errorf("rotating API key %s: %w", id, err)
+	}
+	rec := cloneKey(e.rec)
+	secrets := []SecretHash{{Hash: tokenHashHex(token)}}
+	for i, s := range rec.Secrets {
+		if passed(s.ExpiresAt, now) {
+			continue // its grace ended before this rotation: prune
+		}
+		if i == 0 {
+			until := now.Add(grace).UTC()
+			if s.ExpiresAt == nil || until.Before(*s.ExpiresAt) {
+				s.ExpiresAt = &until
+			}
+		}
+		secrets = append(secrets, s)
+	}
+	rec.Secrets = secrets
+	rotated := now.UTC()
+	rec.RotatedAt = &rotated
+	if err := k.save(ctx, rec); err != nil {
+		return "", KeyInfo{}, KeyInfo{}, fmt.Errorf("rotating API key %s: %w", id, err)
+	}
+	return token, keyInfo(&e.rec, now), keyInfo(&rec, now), nil
 }
 
-// Revoke stops a key at once.
+// Revoke stops a key at once. Revoking a key that is already revoked is
+// ErrConflict (the record is not touched, so its RevokedAt stays the first
+// revocation's); an unknown id is ErrNotFound.
 func (k *Keys) Revoke(ctx context.Context, id string) (before, after KeyInfo, err error) {
-	return KeyInfo{}, KeyInfo{}, errScaffold
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e, err := k.entry(id)
+	if err != nil {
+		return KeyInfo{}, KeyInfo{}, fmt.Errorf("revoking API key %s: %w", id, err)
+	}
+	if e.rec.RevokedAt != nil {
+		return KeyInfo{}, KeyInfo{}, fmt.Errorf("revoking API key %s: already revoked: %w", id, ErrConflict)
+	}
+	now := k.opts.Now()
+	rec := cloneKey(e.rec)
+	revoked := now.UTC()
+	rec.RevokedAt = &revoked
+	if err := k.save(ctx, rec); err != nil {
+		return KeyInfo{}, KeyInfo{}, fmt.Errorf("revoking API key %s: %w", id, err)
+	}
+	return keyInfo(&e.rec, now), keyInfo(&rec, now), nil
 }
 
 // Info returns one key's metadata, or ErrNotFound.
-func (k *Keys) Info(id string) (KeyInfo, error) { return KeyInfo{}, errScaffold }
+func (k *Keys) Info(id string) (KeyInfo, error) {
+	e, err := k.entry(id)
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("reading API key %s: %w", id, err)
+	}
+	return keyInfo(&e.rec, k.opts.Now()), nil
+}
 
 // List returns every key's metadata, oldest first.
-func (k *Keys) List() []KeyInfo { return nil }
-
-// Export returns every key record (hashes and metadata).
-func (k *Keys) Export() []APIKey { return nil }
-
-// Import writes records; the same document twice changes nothing.
-func (k *Keys) Import(ctx context.Context, keys []APIKey) (ImportResult, error) {
-	return ImportResult{}, errScaffold
+func (k *Keys) List() []KeyInfo {
+	now := k.opts.Now()
+	entries := k.sorted()
+	out := make([]KeyInfo, len(entries))
+	for i, e := range entries {
+		out[i] = keyInfo(&e.rec, now)
+	}
+	return out
 }
+
+// Export returns every key record (hashes and metadata), oldest first.
+func (k *Keys) Export() []APIKey {
+	entries := k.sorted()
+	out := make([]APIKey, len(entries))
+	for i, e := range entries {
+		out[i] = cloneKey(e.rec)
+	}
+	return out
+}
+
+// sorted returns the snapshot's entries, oldest first (ties by id).
+func (k *Keys) sorted() []*keyEntry {
+	idx := k.m.load()
+	out := make([]*keyEntry, 0, len(idx.byID))
+	for _, e := range idx.byID {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].rec, out[j].rec
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.Before(b.CreatedAt)
+		}
+		return a.ID < b.ID
+	})
+	return out
+}
+
+// entry returns the key id from the snapshot, or ErrNotFound.
+func (k *Keys) entry(id string) (*keyEntry, error) {
+	if e := k.m.load().byID[id]; e != nil {
+		return e, nil
+	}
+	return nil, ErrNotFound
+}
+
+// save writes rec to the store and the local mirror.
+func (k *Keys) save(ctx context.Context, rec APIKey) error {
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encoding record: %w", err)
+	}
+	return k.m.write(ctx, op{ref{KindAPIKeys, rec.ID}, raw})
+}
+
+// auditExpired emits ActionKeyExpired once per key (per process) whose
+// ExpiresAt passed since Start. Revoked keys are not announced.
+func (k *Keys) auditExpired(now time.Time) {
+	k.amu.Lock()
+	defer k.amu.Unlock()
+	for id, e := range k.m.load().byID {
+		exp := e.rec.ExpiresAt
+		if exp == nil || e.rec.RevokedAt != nil || !passed(exp, now) || exp.Before(k.since) {
+			continue
+		}
+		if _, done := k.announced[id]; done {
+			continue
+		}
+		k.announced[id] = struct{}{}
+		after := keyInfo(&e.rec, now)
+		before := keyInfo(&e.rec, exp.Add(-time.Nanosecond))
+		Audit(k.opts.Audit, AuditEvent{
+			Action: ActionKeyExpired,
+			Object: "api_key:" + id,
+			Before: before,
+			After:  after,
+			Actor:  Actor{System: true},
+		})
+	}
+}
+
+// passed reports whether the optional deadline t is at or before now.
+func passed(t *time.Time, now time.Time) bool { return t != nil && !now.Before(*t) }

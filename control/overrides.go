@@ -2,65 +2,287 @@ package control
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/ratewarden/ratewarden/store"
 )
-
-// SCAFFOLD: signatures agreed between the packages; bodies are being
-// written. Do not ship as is.
 
 // OverridesOptions configures an Overrides registry.
 type OverridesOptions struct {
 	Records store.Records
 	Now     func() time.Time
+	// Logger receives operational messages: records skipped as invalid,
+	// failed reloads and lazy deletions.
+	// Default: Caddy's logger named "rate_limit.control".
+	Logger *zap.Logger
 }
 
-// Overrides is the live override registry.
-type Overrides struct{ opts OverridesOptions }
+// Overrides is the live override registry: zone overrides (kind
+// KindZoneOverrides, id = the zone name in base64url) and key overrides
+// (kind KindKeyOverrides, id = "<base64url zone>:<key hash>"), mirrored in
+// memory on every instance sharing the store.
+//
+// Zone, Key and HasKeyOverrides are on the request path: they read an
+// immutable snapshot with no lock and no allocation, and ignore expired
+// overrides. A background tick deletes expired overrides from the store.
+type Overrides struct {
+	opts OverridesOptions
+	m    *mirror[overrideEntry, overrideIndex]
+	mu   sync.Mutex // serialises read-modify-write changes in this process
+}
 
 // NewOverrides returns a registry over opts.Records. Call Start.
-func NewOverrides(opts OverridesOptions) *Overrides { return &Overrides{opts: opts} }
+func NewOverrides(opts OverridesOptions) *Overrides {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = caddy.Log().Named("rate_limit.control")
+	}
+	o := &Overrides{opts: opts}
+	o.m = newMirror(opts.Records, opts.Logger, []string{KindZoneOverrides, KindKeyOverrides},
+		decodeOverride, buildOverrideIndex)
+	return o
+}
 
-// Start loads every override and keeps the mirror current until ctx is done.
-func (o *Overrides) Start(ctx context.Context) error { return errScaffold }
+// Start loads every override and keeps the mirror current until ctx is
+// done. If the initial load fails, Start returns the error and keeps
+// retrying in the background.
+func (o *Overrides) Start(ctx context.Context) error {
+	if err := o.m.start(ctx, func() { o.deleteExpired(ctx) }); err != nil {
+		return fmt.Errorf("starting override registry: %w", err)
+	}
+	return nil
+}
 
-// Zone returns the zone's active override, or nil. No allocation.
-func (o *Overrides) Zone(zone string) *ZoneOverride { return nil }
+// Zone returns the zone's active override, or nil. The override is shared:
+// do not modify it. No allocation, no lock.
+func (o *Overrides) Zone(zone string) *ZoneOverride {
+	z := o.m.load().zones[zone]
+	if z == nil || z.zone == nil || passed(z.zone.ExpiresAt, o.opts.Now()) {
+		return nil
+	}
+	return z.zone
+}
 
-// Key returns the key's active override, or nil. No allocation.
-func (o *Overrides) Key(zone string, key store.Key) *KeyOverride { return nil }
+// Key returns the key's active override, or nil. The override is shared:
+// do not modify it. No allocation, no lock.
+func (o *Overrides) Key(zone string, key store.Key) *KeyOverride {
+	z := o.m.load().zones[zone]
+	if z == nil {
+		return nil
+	}
+	k := z.keys[key]
+	if k == nil || passed(k.ExpiresAt, o.opts.Now()) {
+		return nil
+	}
+	return k
+}
 
-// HasKeyOverrides reports whether zone has any key override.
-func (o *Overrides) HasKeyOverrides(zone string) bool { return false }
+// HasKeyOverrides reports whether zone has any active key override, so the
+// handler can skip Key for zones without any.
+func (o *Overrides) HasKeyOverrides(zone string) bool {
+	z := o.m.load().zones[zone]
+	return z != nil && len(z.keys) > 0 && (z.keysForever || o.opts.Now().Before(z.keysUntil))
+}
 
-// SetZone sets a zone override.
+// SetZone creates or replaces a zone override. An invalid override gives a
+// *FieldError (ErrInvalid). UpdatedAt is set here. before is the active
+// override it replaced, or nil.
 func (o *Overrides) SetZone(ctx context.Context, ov ZoneOverride) (before *ZoneOverride, after ZoneOverride, err error) {
-	return nil, ZoneOverride{}, errScaffold
+	now := o.opts.Now()
+	if err := checkZoneOverride(&ov, "", now, true); err != nil {
+		return nil, ZoneOverride{}, fmt.Errorf("setting override of zone %q: %w", ov.Zone, err)
+	}
+	ov = cloneZoneOverride(ov)
+	ov.UpdatedAt = now.UTC()
+	ov.ExpiresAt = utcPtr(ov.ExpiresAt)
+	raw, err := json.Marshal(ov)
+	if err != nil {
+		return nil, ZoneOverride{}, fmt.Errorf("setting override of zone %q: encoding record: %w", ov.Zone, err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	before = o.activeZone(ov.Zone, now)
+	if err := o.m.write(ctx, op{zoneRef(ov.Zone), raw}); err != nil {
+		return nil, ZoneOverride{}, fmt.Errorf("setting override of zone %q: %w", ov.Zone, err)
+	}
+	return before, ov, nil
 }
 
-// RemoveZone removes a zone override, or returns ErrNotFound.
+// RemoveZone removes a zone override and returns it, or returns
+// ErrNotFound when the zone has no active override. An expired one still in
+// the store is deleted too, but reported as ErrNotFound.
 func (o *Overrides) RemoveZone(ctx context.Context, zone string) (*ZoneOverride, error) {
-	return nil, errScaffold
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := o.opts.Now()
+	z := o.m.load().zones[zone]
+	if z == nil || z.zone == nil {
+		return nil, fmt.Errorf("removing override of zone %q: %w", zone, ErrNotFound)
+	}
+	before := o.activeZone(zone, now)
+	if err := o.m.write(ctx, op{ref: zoneRef(zone)}); err != nil {
+		return nil, fmt.Errorf("removing override of zone %q: %w", zone, err)
+	}
+	if before == nil {
+		return nil, fmt.Errorf("removing override of zone %q: %w", zone, ErrNotFound)
+	}
+	return before, nil
 }
 
-// SetKey sets a key override.
+// SetKey creates or replaces a key override. An invalid override gives a
+// *FieldError (ErrInvalid). UpdatedAt is set here and KeyHash is stored in
+// lower case. before is the active override it replaced, or nil.
 func (o *Overrides) SetKey(ctx context.Context, ov KeyOverride) (before *KeyOverride, after KeyOverride, err error) {
-	return nil, KeyOverride{}, errScaffold
+	now := o.opts.Now()
+	k, err := checkKeyOverride(&ov, "", now, true)
+	if err != nil {
+		return nil, KeyOverride{}, fmt.Errorf("setting key override in zone %q: %w", ov.Zone, err)
+	}
+	ov = cloneKeyOverride(ov)
+	ov.KeyHash = k.String()
+	ov.UpdatedAt = now.UTC()
+	ov.ExpiresAt = utcPtr(ov.ExpiresAt)
+	raw, err := json.Marshal(ov)
+	if err != nil {
+		return nil, KeyOverride{}, fmt.Errorf("setting key override in zone %q: encoding record: %w", ov.Zone, err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	before = clonePtrKey(o.Key(ov.Zone, k))
+	if err := o.m.write(ctx, op{keyRef(ov.Zone, ov.KeyHash), raw}); err != nil {
+		return nil, KeyOverride{}, fmt.Errorf("setting key override in zone %q: %w", ov.Zone, err)
+	}
+	return before, ov, nil
 }
 
-// RemoveKey removes a key override, or returns ErrNotFound.
+// RemoveKey removes a key override and returns it, or returns ErrNotFound
+// when there is no active one (an expired one is deleted too).
 func (o *Overrides) RemoveKey(ctx context.Context, zone, keyHash string) (*KeyOverride, error) {
-	return nil, errScaffold
+	k, ok := parseKeyHash(keyHash)
+	if !ok {
+		return nil, fmt.Errorf("removing key override in zone %q: %w", zone, ErrNotFound)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	z := o.m.load().zones[zone]
+	if z == nil || z.keys[k] == nil {
+		return nil, fmt.Errorf("removing key override in zone %q: %w", zone, ErrNotFound)
+	}
+	before := clonePtrKey(o.Key(zone, k))
+	if err := o.m.write(ctx, op{ref: keyRef(zone, k.String())}); err != nil {
+		return nil, fmt.Errorf("removing key override in zone %q: %w", zone, err)
+	}
+	if before == nil {
+		return nil, fmt.Errorf("removing key override in zone %q: %w", zone, ErrNotFound)
+	}
+	return before, nil
 }
 
-// List returns the active overrides, sorted.
-func (o *Overrides) List() ([]ZoneOverride, []KeyOverride) { return nil, nil }
+// List returns the active overrides: zone overrides by zone, key overrides
+// by zone then key hash. They are copies.
+func (o *Overrides) List() ([]ZoneOverride, []KeyOverride) {
+	now := o.opts.Now()
+	zones := []ZoneOverride{}
+	keys := []KeyOverride{}
+	for _, z := range o.m.load().zones {
+		if z.zone != nil && !passed(z.zone.ExpiresAt, now) {
+			zones = append(zones, cloneZoneOverride(*z.zone))
+		}
+		for _, k := range z.keys {
+			if !passed(k.ExpiresAt, now) {
+				keys = append(keys, cloneKeyOverride(*k))
+			}
+		}
+	}
+	sort.Slice(zones, func(i, j int) bool { return zones[i].Zone < zones[j].Zone })
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].Zone != keys[j].Zone {
+			return keys[i].Zone < keys[j].Zone
+		}
+		return keys[i].KeyHash < keys[j].KeyHash
+	})
+	return zones, keys
+}
 
 // Active counts active overrides (zone and key).
-func (o *Overrides) Active() int { return 0 }
+func (o *Overrides) Active() int {
+	now := o.opts.Now()
+	n := 0
+	for _, z := range o.m.load().zones {
+		if z.zone != nil && !passed(z.zone.ExpiresAt, now) {
+			n++
+		}
+		for _, k := range z.keys {
+			if !passed(k.ExpiresAt, now) {
+				n++
+			}
+		}
+	}
+	return n
+}
 
-// Import writes overrides; the same document twice changes nothing.
-func (o *Overrides) Import(ctx context.Context, zones []ZoneOverride, keys []KeyOverride) (ImportResult, error) {
-	return ImportResult{}, errScaffold
+// activeZone returns a copy of zone's active override, or nil.
+func (o *Overrides) activeZone(zone string, now time.Time) *ZoneOverride {
+	z := o.m.load().zones[zone]
+	if z == nil || z.zone == nil || passed(z.zone.ExpiresAt, now) {
+		return nil
+	}
+	c := cloneZoneOverride(*z.zone)
+	return &c
+}
+
+// deleteExpired deletes expired overrides from the store. Every instance
+// may do so; before deleting, it reloads the record and leaves it if it is
+// no longer expired (another instance just replaced it).
+func (o *Overrides) deleteExpired(ctx context.Context) {
+	now := o.opts.Now()
+	var expired []ref
+	for zone, z := range o.m.load().zones {
+		if z.zone != nil && passed(z.zone.ExpiresAt, now) {
+			expired = append(expired, zoneRef(zone))
+		}
+		for _, k := range z.keys {
+			if passed(k.ExpiresAt, now) {
+				expired = append(expired, keyRef(zone, k.KeyHash))
+			}
+		}
+	}
+	if len(expired) == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range expired {
+		if err := o.deleteIfExpired(ctx, r, now); err != nil && ctx.Err() == nil {
+			o.opts.Logger.Warn("deleting expired override",
+				zap.String("kind", r.kind), zap.String("id", r.id), zap.Error(err))
+		}
+	}
+}
+
+func (o *Overrides) deleteIfExpired(ctx context.Context, r ref, now time.Time) error {
+	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	raw, ok, err := o.m.records.LoadRecord(lctx, r.kind, r.id)
+	if err != nil {
+		return fmt.Errorf("loading: %w", err)
+	}
+	if ok {
+		var probe struct {
+			ExpiresAt *time.Time `json:"expires_at"`
+		}
+		if json.Unmarshal(raw, &probe) == nil && !passed(probe.ExpiresAt, now) {
+			return nil // replaced meanwhile; the watch brings the new one
+		}
+	}
+	return o.m.write(lctx, op{ref: r})
 }

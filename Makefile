@@ -4,7 +4,7 @@
 #   make run     build, then run ./caddy with examples/Caddyfile
 #   make test    vet, build, check-alerts, then every test with -race and coverage
 #   make bench   Go benchmarks, then the wrk load scripts (scripts/bench-wrk.sh,
-#                then scripts/bench-redis.sh)
+#                scripts/bench-features.sh, then scripts/bench-redis.sh)
 #   make check   fail if gofmt would change a file
 #   make check-alerts  promtool on the example Prometheus alerts and their
 #                tests, and the Grafana dashboard's metric names
@@ -107,6 +107,7 @@ test: deps check vet check-alerts $(CADDY)
 # bench-redis runs after bench-wrk (not beside it under -j), so the two never
 # load the machine at once.
 bench: bench-go bench-wrk
+	$(MAKE) --no-print-directory bench-features
 	$(MAKE) --no-print-directory bench-redis
 
 bench-go: deps
@@ -114,6 +115,9 @@ bench-go: deps
 
 bench-wrk: bench-deps $(CADDY)
 	CADDY=$(abspath $(CADDY)) scripts/bench-wrk.sh
+
+bench-features: bench-deps $(CADDY)
+	CADDY=$(abspath $(CADDY)) scripts/bench-features.sh
 
 bench-redis: bench-deps $(CADDY)
 	$(call need,$(REDIS_BENCH_TOOLS))

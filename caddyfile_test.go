@@ -274,6 +274,43 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
+func TestCaddyfileAPIKeyAndControlStore(t *testing.T) {
+	t.Parallel()
+	cfg, err := adapt(`{
+	rate_limit {
+		store memory keys
+		control_store keys
+	}
+}
+:8080
+rate_limit {
+	api_key {
+		header X-Key
+		bearer
+		query api_key
+		require
+		failure_limit 5 30s
+	}
+	zone z {
+		key {http.rate_limit.api_key.id}
+		limit 10 1m
+	}
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps, _ := cfg["apps"].(map[string]any)
+	wantJSON(t, apps["rate_limit"], `{"stores":{"keys":{"backend":"memory"}},"control_store":"keys"}`)
+	h := findHandler(cfg)
+	wantJSON(t, h["api_key"], `{"header":"X-Key","bearer":true,"query":"api_key","require":true,"failure_limit":5,"failure_window":30000000000}`)
+	h2, err := parseDirective("rate_limit {\n api_key\n zone z {\n limit 1 1m\n }\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantJSON(t, h2.APIKey, `{}`)
+}
+
 func TestCaddyfileGlobalOption(t *testing.T) {
 	t.Parallel()
 	cfg, err := adapt(`{
@@ -434,6 +471,13 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"duplicate default store", "{\n\trate_limit {\n\t\tstore memory\n\t\tstore memory default\n\t}\n}\n" + site(zone("limit 1 1m")...), 4, `store "default" is defined more than once`},
 		{"duplicate store across rate_limit blocks", "{\n\trate_limit {\n\t\tstore memory a\n\t}\n\trate_limit {\n\t\tstore memory a\n\t}\n}\n" + site(zone("limit 1 1m")...), 6, `store "a" is defined more than once`},
 		{"bad store option", "{\n\trate_limit {\n\t\tstore memory {\n\t\t\tshards 0\n\t\t}\n\t}\n}\n" + site(zone("limit 1 1m")...), 4, "shards must be a whole number greater than zero"},
+		{"control_store twice", "{\n\trate_limit {\n\t\tcontrol_store a\n\t\tcontrol_store b\n\t}\n}\n" + site(zone("limit 1 1m")...), 4, "control_store specified more than once"},
+		{"control_store without a name", "{\n\trate_limit {\n\t\tcontrol_store\n\t}\n}\n" + site(zone("limit 1 1m")...), 3, "wrong argument count"},
+		{"api_key with an argument", site(append(zone("limit 1 1m"), "api_key X-Key")...), 6, "wrong argument count"},
+		{"unknown api_key option", site(append(zone("limit 1 1m"), "api_key {", "cookie k", "}")...), 7, `api_key: unrecognized option "cookie"`},
+		{"api_key option twice", site(append(zone("limit 1 1m"), "api_key {", "header A", "header B", "}")...), 8, "api_key: header specified more than once"},
+		{"api_key failure_limit without window", site(append(zone("limit 1 1m"), "api_key {", "failure_limit 5", "}")...), 7, "failure_limit takes a count and a window"},
+		{"api_key bad failure window", site(append(zone("limit 1 1m"), "api_key {", "failure_limit 5 never", "}")...), 7, `invalid duration "never"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"time"
+
 	"fmt"
 	"io"
 	"net/http"
@@ -89,7 +91,7 @@ func writeExplanation(w io.Writer, x control.Explanation) {
 			continue
 		}
 		fmt.Fprintf(w, "%s\t%s\tyes\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", z.Server, z.Zone, orDash(z.Decision),
-			explainKey(z), z.Cost, z.Limit, z.Remaining, fmtDuration(z.RetryAfter), z.Reason)
+			explainKey(z), z.Cost, z.Limit, z.Remaining, fmtDuration(time.Duration(z.RetryAfter)), z.Reason)
 	}
 	first := true
 	for _, z := range x.Zones {

@@ -7,7 +7,7 @@ import "testing"
 const explanationJSON = `{"exempt":false,"api_key":{"result":"ok","id":"7f3aK9mQ2xLp","name":"ci-bot","tier":"gold"},
 "zones":[
  {"server":"srv0","zone":"per_client","matched":true,"reason":"match set 1 matched","key_hash":"9f86d081884c7d659a2feaa0c55ad015",
-  "cost":5,"decision":"denied","limit":100,"remaining":0,"retry_after_ms":5000000000},
+  "cost":5,"decision":"denied","limit":100,"remaining":0,"retry_after_ms":5000},
  {"server":"srv0","zone":"login","matched":false,"reason":"no match block matched","remaining":0},
  {"server":"srv0","zone":"by_tier","matched":true,"reason":"no match block","key":"gold","key_hash":"77d3a1b2c4e5f60718293a4b5c6d7e8f",
   "cost":1,"decision":"allowed","limit":1000,"remaining":999,"errors":["cost expression: no such key: size"]}],

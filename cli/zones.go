@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"time"
+
 	"fmt"
 	"io"
 	"net/http"
@@ -99,8 +101,8 @@ func inspect(e *env, args []string) error {
 		fmt.Fprintf(w, "Limit:\t%d\n", s.Limit)
 		fmt.Fprintf(w, "Remaining:\t%d\n", s.Remaining)
 		fmt.Fprintf(w, "Allowed now:\t%s\n", yesNo(s.Allowed))
-		fmt.Fprintf(w, "Retry after:\t%s\n", fmtDuration(s.RetryAfter))
-		fmt.Fprintf(w, "Reset after:\t%s\n", fmtDuration(s.ResetAfter))
+		fmt.Fprintf(w, "Retry after:\t%s\n", fmtDuration(time.Duration(s.RetryAfter)))
+		fmt.Fprintf(w, "Reset after:\t%s\n", fmtDuration(time.Duration(s.ResetAfter)))
 		if s.Override != nil {
 			fmt.Fprintf(w, "Override:\t%s\n", e.fmtKeyOverride(*s.Override))
 		}

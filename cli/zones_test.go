@@ -49,7 +49,7 @@ func TestZones(t *testing.T) {
 			name: "inspect",
 			args: []string{"inspect", "per_client", "10.0.0.1"},
 			reply: reply{Body: `{"zone":"per_client","key_hash":"9f86d081884c7d659a2feaa0c55ad015","limit":250,"remaining":42,` +
-				`"allowed":true,"retry_after_ms":0,"reset_after_ms":12000000000,"override":` + keyOverrideJSON + `}`},
+				`"allowed":true,"retry_after_ms":0,"reset_after_ms":12000,"override":` + keyOverrideJSON + `}`},
 			want: request{Method: "GET", Path: "/rate_limit/v1/zones/per_client/keys", Query: "key=10.0.0.1"},
 			stdout: "" +
 				"Zone:         per_client\n" +
@@ -65,7 +65,7 @@ func TestZones(t *testing.T) {
 			name: "inspect a denied key in a log_key zone",
 			args: []string{"inspect", "login", "alice@example.com"},
 			reply: reply{Body: `{"zone":"login","key":"alice@example.com","key_hash":"2bd806c97f0e00af1a1fc3328fa763a9","limit":5,"remaining":0,` +
-				`"allowed":false,"retry_after_ms":65000000000,"reset_after_ms":300000000000}`},
+				`"allowed":false,"retry_after_ms":65000,"reset_after_ms":300000}`},
 			want: request{Method: "GET", Path: "/rate_limit/v1/zones/login/keys", Query: "key=alice%40example.com"},
 			stdout: "" +
 				"Zone:         login\n" +
@@ -81,7 +81,7 @@ func TestZones(t *testing.T) {
 			name: "reset",
 			args: []string{"reset", "login", "alice@example.com"},
 			reply: reply{Body: `{"zone":"login","key_hash":"2bd806c97f0e00af1a1fc3328fa763a9","limit":5,"remaining":0,` +
-				`"allowed":false,"retry_after_ms":65000000000,"reset_after_ms":300000000000}`},
+				`"allowed":false,"retry_after_ms":65000,"reset_after_ms":300000}`},
 			want:   request{Method: "DELETE", Path: "/rate_limit/v1/zones/login/keys", Query: "key=alice%40example.com"},
 			stdout: "Reset key hash 2bd806c97f0e00af1a1fc3328fa763a9 in zone login; it had 0 of 5 remaining.\n",
 		},

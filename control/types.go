@@ -9,6 +9,8 @@ package control
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ratewarden/ratewarden/store"
@@ -201,10 +203,10 @@ type KeyState struct {
 	Limit     int64  `json:"limit"`
 	Remaining int64  `json:"remaining"`
 	// Allowed tells whether a request of cost 1 would be allowed now.
-	Allowed    bool          `json:"allowed"`
-	RetryAfter time.Duration `json:"retry_after_ms"`
-	ResetAfter time.Duration `json:"reset_after_ms"`
-	Override   *KeyOverride  `json:"override,omitempty"`
+	Allowed    bool         `json:"allowed"`
+	RetryAfter Millis       `json:"retry_after_ms"`
+	ResetAfter Millis       `json:"reset_after_ms"`
+	Override   *KeyOverride `json:"override,omitempty"`
 }
 
 // ExplainRequest is a synthetic request for POST /explain.
@@ -250,11 +252,11 @@ type ZoneExplain struct {
 	Cost    int64  `json:"cost,omitempty"`
 	// Decision is what the zone would decide: allowed, denied,
 	// shadow_denied; empty when the zone did not match.
-	Decision   string        `json:"decision,omitempty"`
-	Limit      int64         `json:"limit,omitempty"`
-	Remaining  int64         `json:"remaining"`
-	RetryAfter time.Duration `json:"retry_after_ms,omitempty"`
-	Errors     []string      `json:"errors,omitempty"`
+	Decision   string   `json:"decision,omitempty"`
+	Limit      int64    `json:"limit,omitempty"`
+	Remaining  int64    `json:"remaining"`
+	RetryAfter Millis   `json:"retry_after_ms,omitempty"`
+	Errors     []string `json:"errors,omitempty"`
 }
 
 // Health is GET /health's body.
@@ -290,4 +292,28 @@ type ImportResult struct {
 	Created   int `json:"created"`
 	Updated   int `json:"updated"`
 	Unchanged int `json:"unchanged"`
+}
+
+// Millis is a duration that JSON carries as whole milliseconds, rounded up
+// (a wait of 1ns is 1ms: never tell a client to retry too early).
+type Millis time.Duration
+
+// MarshalJSON writes whole milliseconds.
+func (m Millis) MarshalJSON() ([]byte, error) {
+	d := time.Duration(m)
+	ms := int64(d / time.Millisecond)
+	if d%time.Millisecond > 0 {
+		ms++
+	}
+	return strconv.AppendInt(nil, ms, 10), nil
+}
+
+// UnmarshalJSON reads whole milliseconds.
+func (m *Millis) UnmarshalJSON(b []byte) error {
+	ms, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return fmt.Errorf("milliseconds: %w", err)
+	}
+	*m = Millis(time.Duration(ms) * time.Millisecond)
+	return nil
 }

@@ -2,6 +2,7 @@ package ratewarden
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"time"
@@ -217,21 +218,28 @@ func (a *App) KeyHash(zone, key string) (string, error) {
 	return hashKey(zone, ref.z.maskIP(key)).String(), nil
 }
 
-// keyRequest builds the store request that inspects a raw key of a zone
-// with its effective policy.
-func (a *App) keyRequest(zone, key string) (zoneRef, store.Request, error) {
+// keyRequest builds the store request that inspects a key of a zone with
+// its effective policy.
+func (a *App) keyRequest(zone string, key control.KeyRef) (zoneRef, store.Request, error) {
 	ref, err := a.zone(zone)
 	if err != nil {
 		return zoneRef{}, store.Request{}, err
 	}
-	k := hashKey(zone, ref.z.maskIP(key))
+	k := hashKey(zone, ref.z.maskIP(key.Raw))
+	if key.Hash != "" {
+		b, err := hex.DecodeString(key.Hash)
+		if err != nil || len(b) != len(k) {
+			return zoneRef{}, store.Request{}, &control.FieldError{Field: "/key_hash", Reason: "must be 32 lowercase hex digits"}
+		}
+		copy(k[:], b)
+	}
 	zov, _ := ref.h.zoneOverride(ref.z)
 	p, shadow := ref.h.effective(ref.z, zov, k)
 	return ref, store.Request{Zone: zone, Key: k, Algorithm: ref.z.alg, Policy: p, Cost: 1, Shadow: shadow, Peek: true}, nil
 }
 
 // Inspect implements admin.Backend.
-func (a *App) Inspect(ctx context.Context, zone, key string) (control.KeyState, error) {
+func (a *App) Inspect(ctx context.Context, zone string, key control.KeyRef) (control.KeyState, error) {
 	ref, req, err := a.keyRequest(zone, key)
 	if err != nil {
 		return control.KeyState{}, err
@@ -249,10 +257,10 @@ func (a *App) Inspect(ctx context.Context, zone, key string) (control.KeyState, 
 	}
 	st := control.KeyState{
 		Zone: zone, KeyHash: req.Key.String(), Limit: req.Policy.Limit,
-		Remaining: d.Remaining, Allowed: d.Allowed, RetryAfter: d.RetryAfter, ResetAfter: d.ResetAfter,
+		Remaining: d.Remaining, Allowed: d.Allowed, RetryAfter: control.Millis(d.RetryAfter), ResetAfter: control.Millis(d.ResetAfter),
 	}
-	if ref.z.LogKey {
-		st.Key = ref.z.maskIP(key)
+	if ref.z.LogKey && key.Raw != "" {
+		st.Key = ref.z.maskIP(key.Raw)
 	}
 	if a.control != nil {
 		st.Override = a.control.overrides.Key(zone, req.Key)
@@ -261,7 +269,7 @@ func (a *App) Inspect(ctx context.Context, zone, key string) (control.KeyState, 
 }
 
 // Reset implements admin.Backend.
-func (a *App) Reset(ctx context.Context, zone, key string) (control.KeyState, error) {
+func (a *App) Reset(ctx context.Context, zone string, key control.KeyRef) (control.KeyState, error) {
 	before, err := a.Inspect(ctx, zone, key)
 	if err != nil {
 		return before, err
@@ -341,3 +349,4 @@ func dedupe(names []string) []string {
 
 // Interface guards
 var _ admin.Backend = (*App)(nil)
+

@@ -100,25 +100,41 @@ func TestInspectResetAndTop(t *testing.T) {
 	ctx := context.Background()
 	who := func(s, path string) call { return call{path: path, header: map[string]string{"X-Who": s}} }
 	who("carol", "/").admitted(t, h, 2)
-	st, err := app.Inspect(ctx, "api", "carol")
+	st, err := app.Inspect(ctx, "api", control.KeyRef{Raw: "carol"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Remaining != 1 || st.Limit != 3 || !st.Allowed || st.Key != "" || st.KeyHash != hashKey("api", "carol").String() {
 		t.Errorf("inspect: %+v", st)
 	}
-	if again, _ := app.Inspect(ctx, "api", "carol"); again.Remaining != 1 {
+	if again, _ := app.Inspect(ctx, "api", control.KeyRef{Raw: "carol"}); again.Remaining != 1 {
 		t.Errorf("inspect charged the key: remaining %d", again.Remaining)
 	}
-	before, err := app.Reset(ctx, "api", "carol")
+	before, err := app.Reset(ctx, "api", control.KeyRef{Raw: "carol"})
 	if err != nil || before.Remaining != 1 {
 		t.Fatalf("reset: %+v %v", before, err)
 	}
 	if got := who("carol", "/").admitted(t, h, 5); got != 3 {
 		t.Errorf("after reset admitted %d, want the full 3", got)
 	}
-	if _, err := app.Inspect(ctx, "nope", "x"); !errors.Is(err, control.ErrNotFound) {
+	if _, err := app.Inspect(ctx, "nope", control.KeyRef{Raw: "x"}); !errors.Is(err, control.ErrNotFound) {
 		t.Errorf("unknown zone: %v", err)
+	}
+	// By hash, as top keys report keys.
+	who("carol", "/").do(t, h)
+	byHash, err := app.Inspect(ctx, "api", control.KeyRef{Hash: hashKey("api", "carol").String()})
+	if err != nil || byHash.Remaining != 0 || byHash.Key != "" {
+		t.Errorf("inspect by hash: %+v %v", byHash, err)
+	}
+	if _, err := app.Reset(ctx, "api", control.KeyRef{Hash: hashKey("api", "carol").String()}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := app.Inspect(ctx, "api", control.KeyRef{Raw: "carol"}); st.Remaining != 3 {
+		t.Errorf("reset by hash left remaining %d", st.Remaining)
+	}
+	var fe *control.FieldError
+	if _, err := app.Inspect(ctx, "api", control.KeyRef{Hash: "zz"}); !errors.As(err, &fe) || fe.Field != "/key_hash" {
+		t.Errorf("bad hash: %v", err)
 	}
 
 	for range 4 {
@@ -161,7 +177,7 @@ func TestExplain(t *testing.T) {
 		t.Errorf("logins: %+v", l)
 	}
 	// Nothing was charged by explaining.
-	if st, _ := app.Inspect(ctx, "api", "dave"); st.Remaining != 3 {
+	if st, _ := app.Inspect(ctx, "api", control.KeyRef{Raw: "dave"}); st.Remaining != 3 {
 		t.Errorf("explain charged the key: remaining %d", st.Remaining)
 	}
 	ex, _ = app.Explain(ctx, control.ExplainRequest{URL: "http://x.test/", RemoteAddr: "10.1.2.3", Server: "b"})

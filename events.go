@@ -66,3 +66,17 @@ func (h *Handler) emitExceeded(repl *caddy.Replacer, sc *scratch, shown int) {
 	data["request_id"], _ = repl.GetString("http.request.uuid")
 	go h.events.Emit(h.ctx, EventExceeded, data)
 }
+
+// Emit emits a Caddy event through the config's events app (admin.Backend).
+func (a *App) Emit(event string, data map[string]any) {
+	if a.ctx.Context == nil {
+		return
+	}
+	v, err := a.ctx.App("events")
+	if err != nil {
+		return
+	}
+	if ev, ok := v.(*caddyevents.App); ok {
+		go ev.Emit(a.ctx, event, data)
+	}
+}

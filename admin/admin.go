@@ -141,6 +141,7 @@ func endpoints() []endpoint {
 		{method: http.MethodGet, path: "/zones/{zone}", serve: serveZone},
 		{method: http.MethodPut, path: "/zones/{zone}/override", body: small, serve: serveSetZoneOverride},
 		{method: http.MethodDelete, path: "/zones/{zone}/override", serve: serveRemoveZoneOverride},
+		{method: http.MethodGet, path: "/zones/{zone}/top", serve: serveTop},
 		{method: http.MethodGet, path: "/zones/{zone}/keys", serve: serveInspect},
 		{method: http.MethodDelete, path: "/zones/{zone}/keys", serve: serveReset},
 		{method: http.MethodPut, path: "/zones/{zone}/keys/override", body: small, serve: serveSetKeyOverride},

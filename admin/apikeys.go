@@ -102,6 +102,10 @@ func serveRotateKey(c *call) {
 	c.reply(http.StatusOK, issuedKey{Secret: secret, Key: after})
 }
 
+// EventKeyRevoked is the Caddy event emitted when an API key is revoked
+// through the admin API.
+const EventKeyRevoked = "rate_limit_key_revoked"
+
 func serveRevokeKey(c *call) {
 	id := c.r.PathValue("id")
 	keys, err := c.b.APIKeys()
@@ -115,5 +119,6 @@ func serveRevokeKey(c *call) {
 		return
 	}
 	c.audit(control.ActionKeyRevoked, "api_key:"+id, before, after)
+	c.b.Emit(EventKeyRevoked, map[string]any{"key_id": after.ID, "name": after.Name, "owner": after.Owner, "tier": after.Tier})
 	c.reply(http.StatusOK, after)
 }

@@ -21,11 +21,16 @@ type Backend interface {
 	// Zone returns one zone, or ErrNotFound.
 	Zone(name string) (control.ZoneInfo, error)
 
-	// Inspect reads a raw key's state in a zone without charging it.
-	Inspect(ctx context.Context, zone, key string) (control.KeyState, error)
-	// Reset forgets a raw key's counters in a zone. It returns the state
+	// Inspect reads a key's state in a zone without charging it.
+	Inspect(ctx context.Context, zone string, key control.KeyRef) (control.KeyState, error)
+	// Reset forgets a key's counters in a zone. It returns the state
 	// before the reset, for the audit log.
-	Reset(ctx context.Context, zone, key string) (control.KeyState, error)
+	Reset(ctx context.Context, zone string, key control.KeyRef) (control.KeyState, error)
+	// Top returns a zone's n most-denied keys.
+	Top(zone string, n int) (control.TopKeys, error)
+	// Emit emits a Caddy event through the events app, so the `events`
+	// option can subscribe to it.
+	Emit(event string, data map[string]any)
 	// Explain evaluates a synthetic request against every zone without
 	// charging anything.
 	Explain(ctx context.Context, req control.ExplainRequest) (control.Explanation, error)

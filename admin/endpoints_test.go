@@ -146,6 +146,25 @@ func TestEndpoints(t *testing.T) {
 			}
 		}},
 		{name: "inspect in an unknown zone", method: "GET", path: "/zones/nope/keys?key=alice", status: 404},
+		{name: "inspect by key hash", method: "GET", path: "/zones/api/keys?key_hash=" + testKeyHash("api", "bob"), status: 200, check: func(t *testing.T, _ *harness, r response) {
+			var st control.KeyState
+			r.json(t, &st)
+			if st.KeyHash != testKeyHash("api", "bob") {
+				t.Errorf("state %+v", st)
+			}
+		}},
+		{name: "inspect with both key and key_hash", method: "GET", path: "/zones/api/keys?key=a&key_hash=" + testKeyHash("api", "a"), status: 400},
+		{name: "inspect with a malformed key_hash", method: "GET", path: "/zones/api/keys?key_hash=xyz", status: 400},
+		{name: "reset by key hash", method: "DELETE", path: "/zones/api/keys?key_hash=" + testKeyHash("api", "bob"), status: 200},
+		{name: "top keys", method: "GET", path: "/zones/api/top?n=1", status: 200, check: func(t *testing.T, _ *harness, r response) {
+			var top control.TopKeys
+			r.json(t, &top)
+			if top.Zone != "api" || top.Total != 9 || len(top.Keys) != 1 || top.Keys[0].Count != 7 {
+				t.Errorf("top %+v", top)
+			}
+		}},
+		{name: "top keys of an unknown zone", method: "GET", path: "/zones/nope/top", status: 404},
+		{name: "top keys with n out of range", method: "GET", path: "/zones/api/top?n=65", status: 400},
 		{name: "reset answers the state before", method: "DELETE", path: "/zones/api/keys?key=alice", status: 200, check: func(t *testing.T, _ *harness, r response) {
 			var st control.KeyState
 			r.json(t, &st)
@@ -240,7 +259,10 @@ func TestEndpoints(t *testing.T) {
 			}},
 		{name: "rotate a revoked key", setup: revokedKey, method: "POST", path: "/keys/{id}/rotate", body: `{}`, status: 409},
 		{name: "rotate an unknown key", method: "POST", path: "/keys/AAAAAAAAAAAA/rotate", status: 404},
-		{name: "revoke", setup: newKey, method: "POST", path: "/keys/{id}/revoke", status: 200, check: func(t *testing.T, _ *harness, r response) {
+		{name: "revoke", setup: newKey, method: "POST", path: "/keys/{id}/revoke", status: 200, check: func(t *testing.T, h *harness, r response) {
+			if !h.fb.wasCalled("Emit:" + EventKeyRevoked) {
+				t.Error("no rate_limit_key_revoked event")
+			}
 			var k control.KeyInfo
 			r.json(t, &k)
 			if k.Status != "revoked" || k.RevokedAt == nil {

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -121,6 +122,12 @@ func (f *fakeBackend) called(name string) {
 	f.mu.Unlock()
 }
 
+func (f *fakeBackend) wasCalled(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Contains(f.calls, name)
+}
+
 func (f *fakeBackend) callCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -155,22 +162,39 @@ func testKeyHash(zone, key string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func (f *fakeBackend) state(zone, key string) (control.KeyState, error) {
+func (f *fakeBackend) state(zone string, key control.KeyRef) (control.KeyState, error) {
 	if zone != "api" {
 		return control.KeyState{}, control.ErrNotFound
 	}
-	return control.KeyState{Zone: zone, KeyHash: testKeyHash(zone, key), Limit: 100, Remaining: 99,
+	hash := key.Hash
+	if hash == "" {
+		hash = testKeyHash(zone, key.Raw)
+	}
+	return control.KeyState{Zone: zone, KeyHash: hash, Limit: 100, Remaining: 99,
 		Allowed: true, ResetAfter: control.Millis(600 * time.Millisecond)}, nil
 }
 
-func (f *fakeBackend) Inspect(_ context.Context, zone, key string) (control.KeyState, error) {
+func (f *fakeBackend) Inspect(_ context.Context, zone string, key control.KeyRef) (control.KeyState, error) {
 	f.called("Inspect")
 	return f.state(zone, key)
 }
 
-func (f *fakeBackend) Reset(_ context.Context, zone, key string) (control.KeyState, error) {
+func (f *fakeBackend) Reset(_ context.Context, zone string, key control.KeyRef) (control.KeyState, error) {
 	f.called("Reset")
 	return f.state(zone, key)
+}
+
+func (f *fakeBackend) Top(zone string, n int) (control.TopKeys, error) {
+	f.called("Top")
+	if zone != "api" {
+		return control.TopKeys{}, control.ErrNotFound
+	}
+	keys := []control.TopKey{{KeyHash: testKeyHash(zone, "mallory"), Count: 7}, {KeyHash: testKeyHash(zone, "eve"), APIKey: "eve's key", Count: 2}}
+	return control.TopKeys{Zone: zone, Total: 9, Keys: keys[:min(n, len(keys))]}, nil
+}
+
+func (f *fakeBackend) Emit(event string, data map[string]any) {
+	f.called("Emit:" + event)
 }
 
 func (f *fakeBackend) Explain(_ context.Context, req control.ExplainRequest) (control.Explanation, error) {

@@ -126,8 +126,24 @@ func (c *call) expiry(ttl string, at *time.Time) (*time.Time, bool) {
 	return &t, true
 }
 
+// keyRef reads the key of /zones/{zone}/keys: ?key=RAW or ?key_hash=HASH,
+// exactly one of them.
+func (c *call) keyRef() (control.KeyRef, bool) {
+	q := c.r.URL.Query()
+	ref := control.KeyRef{Raw: q.Get("key"), Hash: q.Get("key_hash")}
+	if (ref.Raw == "") == (ref.Hash == "") {
+		c.fail(invalidProblem([]fieldProblem{{Parameter: "key", Detail: "give exactly one of the key and key_hash query parameters"}}))
+		return ref, false
+	}
+	return ref, true
+}
+
 func serveInspect(c *call) {
-	name, key := c.r.PathValue("zone"), c.r.URL.Query().Get("key")
+	name := c.r.PathValue("zone")
+	key, ok := c.keyRef()
+	if !ok {
+		return
+	}
 	st, err := c.b.Inspect(c.r.Context(), name, key)
 	if err != nil {
 		c.failErr(err, zoneWhat(name)+" or its key")
@@ -139,7 +155,11 @@ func serveInspect(c *call) {
 // serveReset answers 200 with the key's state before the reset, so that
 // the operator sees what was forgotten.
 func serveReset(c *call) {
-	name, key := c.r.PathValue("zone"), c.r.URL.Query().Get("key")
+	name := c.r.PathValue("zone")
+	key, ok := c.keyRef()
+	if !ok {
+		return
+	}
 	before, err := c.b.Reset(c.r.Context(), name, key)
 	if err != nil {
 		c.failErr(err, zoneWhat(name)+" or its key")
@@ -218,11 +238,18 @@ func (c *call) rawKey(fromBody string) (string, bool) {
 }
 
 func serveRemoveKeyOverride(c *call) {
-	name, key := c.r.PathValue("zone"), c.r.URL.Query().Get("key")
-	hash, err := c.b.KeyHash(name, key)
-	if err != nil {
-		c.failErr(err, zoneWhat(name))
+	name := c.r.PathValue("zone")
+	key, ok := c.keyRef()
+	if !ok {
 		return
+	}
+	hash := key.Hash
+	if hash == "" {
+		var err error
+		if hash, err = c.b.KeyHash(name, key.Raw); err != nil {
+			c.failErr(err, zoneWhat(name))
+			return
+		}
 	}
 	ovs, err := c.b.Overrides()
 	if err != nil {
@@ -275,4 +302,20 @@ func orEmpty[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// serveTop answers a zone's most-denied keys, ?n= of them (default 10).
+func serveTop(c *call) {
+	name := c.r.PathValue("zone")
+	n := 10
+	if v := c.r.URL.Query().Get("n"); v != "" {
+		n, _ = strconv.Atoi(v) // the OpenAPI document checked it: 1 to 64
+	}
+	top, err := c.b.Top(name, n)
+	if err != nil {
+		c.failErr(err, zoneWhat(name))
+		return
+	}
+	top.Keys = orEmpty(top.Keys)
+	c.reply(http.StatusOK, top)
 }

@@ -20,3 +20,11 @@ type TopKeys struct {
 	Total uint64   `json:"total"`
 	Keys  []TopKey `json:"keys"`
 }
+
+// KeyRef names a key of a zone: by its raw value, or by the hex hash the
+// store keeps it under (as top keys and key overrides report it). Exactly
+// one is set.
+type KeyRef struct {
+	Raw  string
+	Hash string
+}

@@ -101,6 +101,10 @@ type Store struct {
 	shardCap   atomic.Int64
 	sweepEvery atomic.Int64
 
+	// records holds the control records' storage and watchers; see
+	// records.go.
+	records records
+
 	kick      chan struct{} // wakes the sweeper after sweepEvery changed
 	done      chan struct{} // closed by Close
 	stopped   chan struct{} // closed when the sweeper has returned

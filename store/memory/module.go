@@ -16,7 +16,9 @@ func init() {
 
 // Module is the memory store as a Caddy module, rate_limit.stores.memory.
 // Counters live in this Caddy process only; they survive `caddy reload`
-// (the store is pooled under its name) but not a restart.
+// (the store is pooled under its name) but not a restart. Control records
+// (API keys, overrides) live in Caddy's configured storage, so they survive
+// a restart too; see records.go.
 type Module struct {
 	// Shards is the number of independently locked parts of the key space,
 	// rounded up to a power of two. Default: 256.
@@ -46,7 +48,8 @@ func (m *Module) options() Options {
 	return Options{Shards: m.Shards, MaxKeys: m.MaxKeys, SweepInterval: m.SweepInterval}
 }
 
-// Provision loads the pooled store for this name, or creates it.
+// Provision loads the pooled store for this name, or creates it, and points
+// its control records at this config's storage.
 func (m *Module) Provision(ctx caddy.Context) error {
 	m.name = store.NameFromContext(ctx)
 	s, err := Load(m.name, m.options())
@@ -54,6 +57,7 @@ func (m *Module) Provision(ctx caddy.Context) error {
 		return err
 	}
 	m.Store = s
+	s.UseStorage(configStorage(ctx), m.name)
 	return nil
 }
 
@@ -128,4 +132,6 @@ var (
 	_ store.Store           = (*Module)(nil)
 	_ store.Inspector       = (*Module)(nil)
 	_ store.Resetter        = (*Module)(nil)
+	_ store.Records         = (*Module)(nil)
+	_ store.HealthChecker   = (*Module)(nil)
 )

@@ -30,7 +30,7 @@ BUILD_INPUTS := go.mod $(wildcard go.sum) $(shell find . \
 	   -o -name '*.html' -o -name '*.css' -o -name '*.js' -o -name '*.tmpl' \) -print)
 
 # Tools the targets need, as command:debian-package pairs.
-TEST_TOOLS  := redis-server:redis-server
+TEST_TOOLS  := redis-server:redis-server chromium:chromium chromedriver:chromium-driver
 BENCH_TOOLS := wrk:wrk curl:curl
 REDIS_BENCH_TOOLS := redis-server:redis-server redis-cli:redis-tools redis-benchmark:redis-tools
 

@@ -349,4 +349,3 @@ func dedupe(names []string) []string {
 
 // Interface guards
 var _ admin.Backend = (*App)(nil)
-

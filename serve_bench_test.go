@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ratewarden/ratewarden/control"
 	"github.com/ratewarden/ratewarden/store/memory"
 )
 
@@ -23,9 +24,7 @@ func benchHandler(b *testing.B, h *Handler) *Handler {
 	st := memory.New(memory.Options{})
 	b.Cleanup(st.Close)
 	h.store = st
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	b.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
+	if err := h.Provision(newTestContext(b, "")); err != nil {
 		b.Fatal(err)
 	}
 	// Log to nowhere, through the same encoder and sampler as in production.
@@ -68,23 +67,27 @@ func (w *discardWriter) WriteHeader(int)             {}
 // zone beyond the response headers.
 func BenchmarkServeHTTP(b *testing.B) {
 	cases := []struct {
-		name  string
-		zones map[string]*Zone
-		hdrs  []string
+		name    string
+		zones   map[string]*Zone
+		hdrs    []string
+		metrics bool
 	}{
-		{"allow/static_key", map[string]*Zone{"bench_static": {Key: "static", Algorithm: "gcra", MaxEvents: 1 << 40, Window: caddy.Duration(time.Second)}}, []string{"none"}},
-		{"allow/placeholder_key", map[string]*Zone{"bench_ph": {Key: "{http.request.remote.host}", Algorithm: "gcra", MaxEvents: 1 << 40, Window: caddy.Duration(time.Second)}}, []string{"none"}},
-		{"allow/placeholder_key_ietf_headers", map[string]*Zone{"bench_ph_hdr": {Key: "{http.request.remote.host}", Algorithm: "gcra", MaxEvents: 1 << 40, Window: caddy.Duration(time.Second)}}, nil},
+		{"allow/static_key", map[string]*Zone{"bench_static": {Key: "static", Algorithm: "gcra", MaxEvents: 1 << 40, Window: caddy.Duration(time.Second)}}, []string{"none"}, false},
+		{"allow/placeholder_key", map[string]*Zone{"bench_ph": {Key: "{http.request.remote.host}", Algorithm: "gcra", MaxEvents: 1 << 40, Window: caddy.Duration(time.Second)}}, []string{"none"}, false},
+		{"allow/placeholder_key_ietf_headers", map[string]*Zone{"bench_ph_hdr": {Key: "{http.request.remote.host}", Algorithm: "gcra", MaxEvents: 1 << 40, Window: caddy.Duration(time.Second)}}, nil, false},
 		{"allow/three_zones", map[string]*Zone{
 			"bench_a": {Key: "{http.request.remote.host}", Algorithm: "gcra", MaxEvents: 1 << 40, Window: caddy.Duration(time.Second)},
 			"bench_b": {Key: "static", Algorithm: "token_bucket", MaxEvents: 1 << 40, Window: caddy.Duration(time.Second)},
 			"bench_c": {Key: "{http.request.method}", Algorithm: "fixed_window", MaxEvents: 1 << 40, Window: caddy.Duration(time.Second)},
-		}, []string{"none"}},
-		{"deny/placeholder_key", map[string]*Zone{"bench_deny": {Key: "{http.request.remote.host}", Algorithm: "gcra", MaxEvents: 1, Window: caddy.Duration(time.Hour)}}, nil},
+		}, []string{"none"}, false},
+		{"deny/placeholder_key", map[string]*Zone{"bench_deny": {Key: "{http.request.remote.host}", Algorithm: "gcra", MaxEvents: 1, Window: caddy.Duration(time.Hour)}}, nil, false},
+		// With metrics on, a denial also feeds the zone's top-keys sketch.
+		{"deny/placeholder_key_metrics", map[string]*Zone{"bench_deny_m": {Key: "{http.request.remote.host}", Algorithm: "gcra", MaxEvents: 1, Window: caddy.Duration(time.Hour)}}, nil, true},
+		{"allow/placeholder_key_metrics", map[string]*Zone{"bench_ph_m": {Key: "{http.request.remote.host}", Algorithm: "gcra", MaxEvents: 1 << 40, Window: caddy.Duration(time.Second)}}, []string{"none"}, true},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			h := benchHandler(b, &Handler{RateLimits: tc.zones, Headers: tc.hdrs, DisableMetrics: true})
+			h := benchHandler(b, &Handler{RateLimits: tc.zones, Headers: tc.hdrs, DisableMetrics: !tc.metrics})
 			w := &discardWriter{h: http.Header{}}
 			r := benchRequest("198.51.100.7:1234")
 			b.ReportAllocs()
@@ -93,6 +96,50 @@ func BenchmarkServeHTTP(b *testing.B) {
 				resetRequest(r)
 				clear(w.h)
 				_ = h.ServeHTTP(w, r, benchNext)
+			}
+		})
+	}
+}
+
+// BenchmarkServeHTTPAPIKey measures a verified API key on the allow path
+// against the same zone keyed on the raw header: the difference is the
+// lookup and its placeholders.
+func BenchmarkServeHTTPAPIKey(b *testing.B) {
+	for _, withKey := range []bool{false, true} {
+		name := "header_key"
+		if withKey {
+			name = "api_key"
+		}
+		b.Run(name, func(b *testing.B) {
+			zone := &Zone{Key: "{http.request.header.X-Api-Key}", Algorithm: "gcra", MaxEvents: 1 << 40, Window: caddy.Duration(time.Second)}
+			h := &Handler{RateLimits: map[string]*Zone{"bench_" + name: zone}, Headers: []string{"none"}, DisableMetrics: true}
+			var token string
+			if withKey {
+				zone.Key = "{http.rate_limit.api_key.id}"
+				_, app := appHandler(b, `{"rate_limits":{"unused":{"max_events":1,"window":"1m"}}}`)
+				var err error
+				if token, _, err = app.control.keys.Create(context.Background(), control.KeySpec{Name: "bench"}); err != nil {
+					b.Fatal(err)
+				}
+				h.APIKey = &APIKeyAuth{Require: true}
+				if err := h.APIKey.provision(app.control.keys); err != nil {
+					b.Fatal(err)
+				}
+			} else {
+				token = "rwk_static_value_of_the_same_length_as_a_real_key_000000000000000"
+			}
+			h = benchHandler(b, h)
+			w := &discardWriter{h: http.Header{}}
+			r := benchRequest("198.51.100.7:1234")
+			r.Header.Set("X-Api-Key", token)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				resetRequest(r)
+				clear(w.h)
+				if err := h.ServeHTTP(w, r, benchNext); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -2,7 +2,10 @@ package ratewarden
 
 import (
 	"context"
+	"net/http/httptest"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -67,5 +70,37 @@ func TestNoSpanNoAttributes(t *testing.T) {
 	// Without a recording span the handler must not fail or record.
 	if res := (call{}).do(t, h); !res.allowed(t) {
 		t.Fatal("first request refused")
+	}
+}
+
+func TestLogLinesCarryTheTraceID(t *testing.T) {
+	t.Parallel()
+	name := uniq("traced_logs")
+	h := oneZone(t, name, `"key":"k","max_events":1,"window":"1m"`, "")
+	logs := observeLogs(h)
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	ctx, span := tp.Tracer("test").Start(context.Background(), "request")
+	defer span.End()
+	want := span.SpanContext().TraceID().String()
+	for range 2 {
+		w := httptest.NewRecorder()
+		r, _ := call{ctx: ctx}.prepare(w)
+		caddyhttp.SetVar(r.Context(), "trace_id", want) // as Caddy's tracing handler does
+		_ = h.ServeHTTP(w, r, okNext)
+	}
+	entries := logs.FilterMessage("rate limit exceeded").All()
+	if len(entries) != 1 || entries[0].ContextMap()["trace_id"] != want {
+		t.Fatalf("rejection lines %v, want one with trace_id %s", entries, want)
+	}
+	// A store-failure line reads the trace ID from the span when the
+	// variable is not set.
+	r, _ := call{ctx: ctx}.prepare(httptest.NewRecorder())
+	fields := map[string]any{}
+	for _, f := range h.requestFields(r) {
+		fields[f.Key] = f.String
+	}
+	if fields["trace_id"] != want || fields["request_id"] == "" {
+		t.Errorf("store-failure fields %v, want trace_id %s and a request_id", fields, want)
 	}
 }

@@ -21,7 +21,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "rate-limit",
-		Usage: "<keys|zones|override|inspect|reset|explain|health|export|import> [--address <interface>] [--json]",
+		Usage: "<keys|zones|override|inspect|reset|explain|health|export|import|dashboard> [--address <interface>] [--json]",
 		Short: "Manages Ratewarden rate limits through the admin API",
 		Long: `
 Manages a running Caddy's Ratewarden rate limits through its admin API:
@@ -78,6 +78,7 @@ func configure(root *cobra.Command, opts Options) {
 		healthCommand(g),
 		exportCommand(g),
 		importCommand(g),
+		dashboardCommand(g),
 	)
 }
 

@@ -234,7 +234,7 @@ func TestRegisteredAsCaddyCommand(t *testing.T) {
 	for _, sub := range NewCommand(Options{}).Commands() {
 		names = append(names, sub.Name())
 	}
-	want := []string{"explain", "export", "health", "import", "inspect", "keys", "override", "reset", "zones"}
+	want := []string{"dashboard", "explain", "export", "health", "import", "inspect", "keys", "override", "reset", "zones"}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("subcommands %v, want %v", names, want)
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/ratewarden/ratewarden/store"
 )
@@ -42,6 +43,7 @@ type App struct {
 	control      *controlPlane
 	controlKey   string
 	controlStore string
+	auditLog     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.

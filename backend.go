@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
 
 	"github.com/ratewarden/ratewarden/admin"
 	"github.com/ratewarden/ratewarden/algorithms"
@@ -244,20 +245,29 @@ func (a *App) Inspect(ctx context.Context, zone string, key control.KeyRef) (con
 	if err != nil {
 		return control.KeyState{}, err
 	}
+	// The state (remaining, reset) as it is, without charging anything...
 	var d algorithms.Decision
 	if ins, ok := ref.h.store.(store.Inspector); ok {
 		d, err = ins.Inspect(ctx, req)
-	} else {
-		out := make([]algorithms.Decision, 1)
+	}
+	// ...and whether a request of cost 1 would pass now, and when it will:
+	// a peek charges nothing either.
+	out := make([]algorithms.Decision, 1)
+	if err == nil {
 		err = ref.h.store.Take(ctx, []store.Request{req}, out)
-		d = out[0]
 	}
 	if err != nil {
 		return control.KeyState{}, fmt.Errorf("inspecting key: %w: %v", control.ErrUnavailable, err)
 	}
+	if _, ok := ref.h.store.(store.Inspector); !ok {
+		d = out[0]
+		if d.Allowed {
+			d.Remaining += req.Cost // the peek reports what would be left after it
+		}
+	}
 	st := control.KeyState{
 		Zone: zone, KeyHash: req.Key.String(), Limit: req.Policy.Limit,
-		Remaining: d.Remaining, Allowed: d.Allowed, RetryAfter: control.Millis(d.RetryAfter), ResetAfter: control.Millis(d.ResetAfter),
+		Remaining: d.Remaining, Allowed: out[0].Allowed, RetryAfter: control.Millis(out[0].RetryAfter), ResetAfter: control.Millis(d.ResetAfter),
 	}
 	if ref.z.LogKey && key.Raw != "" {
 		st.Key = ref.z.maskIP(key.Raw)
@@ -306,6 +316,9 @@ func (a *App) APIKeys() (*control.Keys, error) {
 
 // Now implements admin.Backend.
 func (a *App) Now() time.Time { return time.Now() }
+
+// AuditLogger implements admin.Backend.
+func (a *App) AuditLogger() *zap.Logger { return a.auditLog }
 
 // Health implements admin.Backend. A store is needed when a handler or the
 // control plane uses it; the status is ok only when every needed store is.

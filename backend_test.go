@@ -117,6 +117,9 @@ func TestInspectResetAndTop(t *testing.T) {
 	if got := who("carol", "/").admitted(t, h, 5); got != 3 {
 		t.Errorf("after reset admitted %d, want the full 3", got)
 	}
+	if st, _ := app.Inspect(ctx, "api", control.KeyRef{Raw: "carol"}); st.Allowed || st.RetryAfter <= 0 || st.Remaining != 0 {
+		t.Errorf("an exhausted key must inspect as refused with a wait: %+v", st)
+	}
 	if _, err := app.Inspect(ctx, "nope", control.KeyRef{Raw: "x"}); !errors.Is(err, control.ErrNotFound) {
 		t.Errorf("unknown zone: %v", err)
 	}
@@ -214,5 +217,22 @@ func TestHealthOfMemoryStores(t *testing.T) {
 	}
 	if d := h.Stores[DefaultStore]; d.Needed {
 		t.Errorf("the unused default store is marked needed: %+v", d)
+	}
+}
+
+func TestExplainFollowsRouteGroups(t *testing.T) {
+	// Two handle blocks (one group): /open has no limit, everything else
+	// has the "per_key" zone. Explaining /open must not report per_key.
+	app := serverApp(t, `{"g":{"listen":["127.0.0.3:0"],"routes":[
+		{"group":"g1","match":[{"path":["/open"]}],"handle":[{"handler":"static_response","body":"open"}]},
+		{"group":"g1","handle":[{"handler":"rate_limit","store":%[1]q,"rate_limits":{"per_key":{"max_events":1,"window":"1m"}}}]}]}}`)
+	ctx := context.Background()
+	ex, err := app.Explain(ctx, control.ExplainRequest{URL: "http://x.test/open"})
+	if err != nil || len(ex.Zones) != 0 {
+		t.Errorf("/open: %+v %v, want no zones", ex, err)
+	}
+	ex, err = app.Explain(ctx, control.ExplainRequest{URL: "http://x.test/other"})
+	if err != nil || len(ex.Zones) != 1 || ex.Zones[0].Zone != "per_key" {
+		t.Errorf("/other: %+v %v, want per_key", ex, err)
 	}
 }

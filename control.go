@@ -47,11 +47,12 @@ func (a *App) provisionControl(ctx caddy.Context) error {
 		return fmt.Errorf("control_store: store %q (%T) cannot keep API keys and overrides", name, st)
 	}
 	logger := ctx.Logger()
+	a.auditLog = control.AuditLogger(ctx)
 	poolKey := fmt.Sprintf("%s@%p", name, st)
 	val, _, err := controlPlanes.LoadOrNew(poolKey, func() (caddy.Destructor, error) {
 		bg, cancel := context.WithCancel(context.Background())
 		cp := &controlPlane{
-			keys:      control.NewKeys(control.KeysOptions{Records: rec, Audit: control.AuditLogger()}),
+			keys:      control.NewKeys(control.KeysOptions{Records: rec, Audit: a.auditLog}),
 			overrides: control.NewOverrides(control.OverridesOptions{Records: rec}),
 			cancel:    cancel,
 		}
@@ -68,6 +69,7 @@ func (a *App) provisionControl(ctx caddy.Context) error {
 		return err
 	}
 	a.control = val.(*controlPlane)
+	a.control.keys.SetAuditLogger(a.auditLog)
 	a.controlKey = poolKey
 	a.controlStore = name
 	return nil

@@ -48,7 +48,7 @@ func (a *App) Explain(ctx context.Context, req control.ExplainRequest) (control.
 			return control.Explanation{}, err
 		}
 		var reached []*Handler
-		reachHandlers(srv.Routes, r, func(h *Handler) { reached = append(reached, h) })
+		reachHandlers(srv.Routes, r, map[string]bool{}, func(h *Handler) { reached = append(reached, h) })
 		for _, h := range reached {
 			if err := h.explain(r, n, &out); err != nil {
 				return out, err
@@ -96,21 +96,29 @@ func syntheticRequest(ctx context.Context, req control.ExplainRequest, srv *cadd
 }
 
 // reachHandlers calls fn for each rate_limit handler a request reaches
-// through routes whose matchers match it.
-func reachHandlers(routes caddyhttp.RouteList, r *http.Request, fn func(*Handler)) bool {
+// through routes whose matchers match it. As in Caddy, once a route of a
+// group (a `handle` block, say) has matched, the group's other routes are
+// skipped; groups holds the groups matched so far in this request.
+func reachHandlers(routes caddyhttp.RouteList, r *http.Request, groups map[string]bool, fn func(*Handler)) bool {
 	for _, rt := range routes {
+		if rt.Group != "" && groups[rt.Group] {
+			continue
+		}
 		if len(rt.MatcherSets) > 0 {
 			ok, err := rt.MatcherSets.AnyMatchWithError(r)
 			if err != nil || !ok {
 				continue
 			}
 		}
+		if rt.Group != "" {
+			groups[rt.Group] = true
+		}
 		for _, mh := range rt.Handlers {
 			switch v := mh.(type) {
 			case *Handler:
 				fn(v)
 			case *caddyhttp.Subroute:
-				if reachHandlers(v.Routes, r, fn) {
+				if reachHandlers(v.Routes, r, groups, fn) {
 					return true
 				}
 			}
@@ -184,7 +192,7 @@ func (h *Handler) explain(r *http.Request, server string, out *control.Explanati
 	}
 	for i, d := range dec {
 		ze := &out.Zones[idx[i]]
-		ze.Remaining, ze.RetryAfter = d.Remaining, d.RetryAfter
+		ze.Remaining, ze.RetryAfter = d.Remaining, control.Millis(d.RetryAfter)
 		switch {
 		case d.Allowed:
 			ze.Decision = outcomeAllowed

@@ -37,7 +37,7 @@ type Router struct {
 	// backend finds the running rate_limit app. Default: the active
 	// config's app, looked up per request.
 	backend func() (Backend, error)
-	// auditLog returns the audit logger. Default: control.AuditLogger.
+	// auditLog returns the audit logger. Default: the backend's.
 	auditLog func() *zap.Logger
 	// now is the admin rate limiter's clock. Default: time.Now.
 	now func() time.Time
@@ -65,9 +65,6 @@ func (rt Router) Routes() []caddy.AdminRoute {
 	}
 	if a.backend == nil {
 		a.backend = activeBackend
-	}
-	if a.auditLog == nil {
-		a.auditLog = control.AuditLogger
 	}
 	if a.now == nil {
 		a.now = time.Now
@@ -277,7 +274,11 @@ func (c *call) failErr(err error, what string) { c.fail(errorProblem(err, what))
 
 // audit logs one change.
 func (c *call) audit(action, object string, before, after any) {
-	control.Audit(c.a.auditLog(), control.AuditEvent{
+	log := c.b.AuditLogger()
+	if c.a.auditLog != nil {
+		log = c.a.auditLog()
+	}
+	control.Audit(log, control.AuditEvent{
 		Action:    action,
 		Object:    object,
 		Before:    before,

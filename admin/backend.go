@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/ratewarden/ratewarden/control"
 )
 
@@ -46,4 +48,6 @@ type Backend interface {
 	APIKeys() (*control.Keys, error)
 	// Now is the app's clock.
 	Now() time.Time
+	// AuditLogger is the config's rate_limit.audit logger.
+	AuditLogger() *zap.Logger
 }

@@ -193,6 +193,9 @@ func (f *fakeBackend) Top(zone string, n int) (control.TopKeys, error) {
 	return control.TopKeys{Zone: zone, Total: 9, Keys: keys[:min(n, len(keys))]}, nil
 }
 
+// AuditLogger is never used: the harness injects the router's audit log.
+func (f *fakeBackend) AuditLogger() *zap.Logger { return zap.NewNop() }
+
 func (f *fakeBackend) Emit(event string, data map[string]any) {
 	f.called("Emit:" + event)
 }

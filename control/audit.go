@@ -6,11 +6,13 @@ import (
 )
 
 // AuditLoggerName is the name of the audit logger. Route it with Caddy's
-// `log` directive or global `log` option (`include rate_limit.audit`).
+// global `log` option (`include rate_limit.audit`).
 const AuditLoggerName = "rate_limit.audit"
 
-// AuditLogger returns the audit logger.
-func AuditLogger() *zap.Logger { return caddy.Log().Named(AuditLoggerName) }
+// AuditLogger returns the audit logger of a config: the rate_limit app's
+// logger (module "rate_limit") named "audit", so the config's `log`
+// options with `include rate_limit.audit` (or excluding it) apply.
+func AuditLogger(ctx caddy.Context) *zap.Logger { return ctx.Logger().Named("audit") }
 
 // Audit actions.
 const (

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -70,6 +71,22 @@ type Keys struct {
 	amu       sync.Mutex
 	announced map[string]struct{} // ids whose expiry was audited
 	since     time.Time           // expiries before this are not audited
+
+	// audit is the audit logger; SetAuditLogger replaces it on reload.
+	audit atomic.Pointer[zap.Logger]
+}
+
+// SetAuditLogger makes expiry events go to l from now on. The registry
+// outlives config reloads; each config hands it its own audit logger.
+func (k *Keys) SetAuditLogger(l *zap.Logger) { k.audit.Store(l) }
+
+// auditLogger is the current audit logger: the last one set, else
+// opts.Audit.
+func (k *Keys) auditLogger() *zap.Logger {
+	if l := k.audit.Load(); l != nil {
+		return l
+	}
+	return k.opts.Audit
 }
 
 // keyEntry is one decoded key record with what Lookup needs precomputed.
@@ -338,7 +355,7 @@ func (k *Keys) auditExpired(now time.Time) {
 		k.announced[id] = struct{}{}
 		after := keyInfo(&e.rec, now)
 		before := keyInfo(&e.rec, exp.Add(-time.Nanosecond))
-		Audit(k.opts.Audit, AuditEvent{
+		Audit(k.auditLogger(), AuditEvent{
 			Action: ActionKeyExpired,
 			Object: "api_key:" + id,
 			Before: before,

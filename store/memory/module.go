@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -48,9 +49,13 @@ func (m *Module) options() Options {
 	return Options{Shards: m.Shards, MaxKeys: m.MaxKeys, SweepInterval: m.SweepInterval}
 }
 
-// Provision loads the pooled store for this name, or creates it, and points
-// its control records at this config's storage.
+// Provision loads the pooled store for this name, or creates it, points
+// its control records at this config's storage and registers the store
+// metrics (see metrics.go).
 func (m *Module) Provision(ctx caddy.Context) error {
+	if err := registerCollectors(ctx); err != nil {
+		return fmt.Errorf("registering memory store metrics: %w", err)
+	}
 	m.name = store.NameFromContext(ctx)
 	s, err := Load(m.name, m.options())
 	if err != nil {

@@ -56,6 +56,9 @@ type guard struct {
 
 	log *zap.Logger
 	m   storeMetrics
+	// events delivers the store's up and down events; nil without
+	// Options.Notify. See events.go.
+	events *notifier
 
 	// reloading is set while a topology reload runs; see reloadTopology.
 	reloading atomic.Bool
@@ -68,6 +71,7 @@ func newGuard(opts Options) *guard {
 		cooldown: time.Duration(opts.BreakerCooldown),
 		log:      opts.Logger.With(zap.String("store", opts.Name)),
 		m:        newStoreMetrics(opts.Name, opts.OnFailure),
+		events:   newNotifier(opts),
 	}
 	failures := uint32(opts.BreakerFailures)
 	g.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
@@ -149,6 +153,7 @@ func (s *Store) fallback(ctx context.Context, reqs []store.Request, out []algori
 		return err
 	}
 	s.g.m.fallback.Inc()
+	s.traceFallback(ctx, err)
 	switch s.g.policy {
 	case OnFailureDeny:
 		return &store.UnavailableError{RetryAfter: s.g.retryAfter(), Err: err}
@@ -172,9 +177,10 @@ func (g *guard) retryAfter() time.Duration {
 
 // changed records a transition of the breaker. It runs under the breaker's
 // lock, once per transition. Opening and closing are logged as warnings
-// and information; the probes of a lasting outage (open to half-open and
-// back) only at debug level, so an outage costs two lines at the default
-// level however long it lasts.
+// and information, and emit the store's down and up events; the probes of
+// a lasting outage (open to half-open and back) are logged only at debug
+// level, so an outage costs two lines at the default level and two events
+// however long it lasts.
 func (g *guard) changed(from, to gobreaker.State) {
 	switch to {
 	case gobreaker.StateOpen:
@@ -191,12 +197,16 @@ func (g *guard) changed(from, to gobreaker.State) {
 		}
 		g.log.Log(level, msg, zap.String("on_failure", g.policy),
 			zap.Duration("cooldown", g.cooldown), zap.String("last_error", last))
+		if from == gobreaker.StateClosed {
+			g.events.down(last, time.Now())
+		}
 	case gobreaker.StateHalfOpen:
 		g.m.state.Set(1)
 		g.log.Debug("circuit breaker half-open: probing redis")
 	case gobreaker.StateClosed:
 		g.m.state.Set(0)
 		g.log.Info("redis store available again: circuit breaker closed")
+		g.events.up(time.Now())
 	}
 }
 

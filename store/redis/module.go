@@ -6,6 +6,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 
 	"github.com/ratewarden/ratewarden/store"
 )
@@ -39,7 +40,9 @@ func (Module) CaddyModule() caddy.ModuleInfo {
 // pooled client for them and pings Redis once (see startup.go). An
 // unreachable Redis is logged and fails decisions to on_failure, not the
 // config load, unless RequireStore is set. Each config load gets a circuit
-// breaker of its own, closed unless that ping failed.
+// breaker of its own, closed unless that ping failed, whose changes are
+// emitted through the config's events app (see events.go): ctx must be a
+// config's context.
 func (m *Module) Provision(ctx caddy.Context) error {
 	opts := m.Options.expanded(caddy.NewReplacer())
 	if err := opts.validate(); err != nil {
@@ -51,16 +54,25 @@ func (m *Module) Provision(ctx caddy.Context) error {
 	if err := registerCollectors(ctx); err != nil {
 		return fmt.Errorf("registering redis store metrics: %w", err)
 	}
+	app, err := ctx.App("events")
+	if err != nil {
+		return fmt.Errorf("provisioning redis store: loading the events app: %w", err)
+	}
+	events, ok := app.(*caddyevents.App)
+	if !ok {
+		return fmt.Errorf("provisioning redis store: the events app is a %T", app)
+	}
+	opts.Notify = func(event string, data map[string]any) { events.Emit(ctx, event, data) }
 	c, key, err := loadClient(opts)
 	if err != nil {
 		return err
 	}
 	m.poolKey = key
-	m.Store = New(c, opts)
 	if opts.topology() == "" {
-		// NewClient's default address.
-		m.Store.diag.where += " (standalone localhost:6379)"
+		// NewClient's default address, for errors and events.
+		opts.Addresses = []string{"localhost:6379"}
 	}
+	m.Store = New(c, opts)
 	if err := m.Store.checkStartup(ctx, opts); err != nil {
 		m.released = true
 		m.Store.Close()

@@ -66,12 +66,11 @@ func TestModuleCaddyfile(t *testing.T) {
 	}
 }
 
-// provision provisions m in a fresh Caddy context and cleans it up when the
-// test ends.
+// provision provisions m in the context of a fresh Caddy config and cleans
+// it up when the test ends.
 func provision(tb testing.TB, m *Module) error {
 	tb.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	tb.Cleanup(cancel)
+	ctx := configContext(tb, "default")
 	if err := m.Provision(ctx); err != nil {
 		return err
 	}

@@ -160,6 +160,13 @@ type Options struct {
 	// Logger receives the breaker's state changes, once per change.
 	// Default: none.
 	Logger *zap.Logger `json:"-"`
+
+	// Notify, when set, receives the store's events, EventStoreDown and
+	// EventStoreUp, once per change (see events.go). It runs on a
+	// goroutine of the store's, never on a decision's, one event at a
+	// time and in order. The module emits them as Caddy events.
+	// Default: none.
+	Notify func(event string, data map[string]any) `json:"-"`
 }
 
 // Values of Options.OnFailure.

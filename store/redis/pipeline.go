@@ -292,6 +292,8 @@ func (b *batcher) exec(ctx context.Context, calls []*scriptCall, eval bool) []*s
 	b.m.batchSize.Observe(float64(len(calls)))
 	var retry []*scriptCall
 	for i, call := range calls {
+		// The caller's span, if any, learns the pipeline it went in.
+		annotate(call.ctx, attrBatchSize.Int(len(calls)))
 		reply, err := cmds[i].Result()
 		if !eval && isNoScript(err) {
 			retry = append(retry, call)

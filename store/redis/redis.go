@@ -47,6 +47,7 @@ type Client interface {
 // store.Resetter, and is safe for concurrent use. Create one with New.
 type Store struct {
 	c       Client
+	name    string
 	prefix  string
 	timeout time.Duration
 	// split is set for clients that route each key to its own node
@@ -76,7 +77,7 @@ type Store struct {
 // local failure policy, call Close when done with the store.
 func New(c Client, opts Options) *Store {
 	opts = opts.withDefaults()
-	s := &Store{c: c, prefix: opts.KeyPrefix, timeout: time.Duration(opts.Timeout), minTTL: 1, g: newGuard(opts),
+	s := &Store{c: c, name: opts.Name, prefix: opts.KeyPrefix, timeout: time.Duration(opts.Timeout), minTTL: 1, g: newGuard(opts),
 		diag: opts.diagnose(opts.Name)}
 	switch c.(type) {
 	case *goredis.ClusterClient, *goredis.Ring:
@@ -91,8 +92,23 @@ func New(c Client, opts Options) *Store {
 // Redis fails, or the circuit breaker is open, the on_failure policy
 // decides: see Options.OnFailure and failure.go. With the cache of denied
 // keys on, a key Redis denied is refused locally until its retry time; see
-// deniedcache.go.
+// deniedcache.go. Under a recording span the call gets a span of its own;
+// see tracing.go.
 func (s *Store) Take(ctx context.Context, reqs []store.Request, out []algorithms.Decision) error {
+	ctx, span := s.startSpan(ctx, spanTake, len(reqs))
+	err := s.take(ctx, reqs, out)
+	if span != nil {
+		outcome := ""
+		if err == nil {
+			outcome = takeOutcome(reqs, out)
+		}
+		endSpan(span, outcome, err)
+	}
+	return err
+}
+
+// take is Take without its span.
+func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms.Decision) error {
 	if len(out) != len(reqs) {
 		return fmt.Errorf("taking from redis store: %d decisions for %d requests", len(out), len(reqs))
 	}
@@ -102,6 +118,7 @@ func (s *Store) Take(ctx context.Context, reqs []store.Request, out []algorithms
 	start := time.Now()
 	if s.denied != nil && s.denied.answer(reqs, out, start) {
 		s.g.m.cacheHits.Inc()
+		annotate(ctx, attrCacheHit.Bool(true))
 		return nil
 	}
 	keys, ids, err := s.prepare(reqs)
@@ -210,7 +227,17 @@ func parseReply(reply any, reqs []store.Request, out []algorithms.Decision) erro
 // Inspect returns the decision req would get at cost 0, charging nothing.
 // It reports what Redis holds: when Redis fails it returns the error, not a
 // decision of the on_failure policy.
-func (s *Store) Inspect(ctx context.Context, req store.Request) (algorithms.Decision, error) {
+func (s *Store) Inspect(ctx context.Context, req store.Request) (d algorithms.Decision, err error) {
+	ctx, span := s.startSpan(ctx, spanInspect, 1)
+	if span != nil {
+		defer func() {
+			outcome := outcomeAllowed
+			if !d.Allowed {
+				outcome = outcomeDenied
+			}
+			endSpan(span, outcome, err)
+		}()
+	}
 	req.Cost, req.Peek = 0, true
 	reqs := []store.Request{req}
 	out := make([]algorithms.Decision, 1)
@@ -227,7 +254,11 @@ func (s *Store) Inspect(ctx context.Context, req store.Request) (algorithms.Deci
 }
 
 // Reset forgets the counters of key in zone, whatever their algorithm.
-func (s *Store) Reset(ctx context.Context, zone string, key store.Key) error {
+func (s *Store) Reset(ctx context.Context, zone string, key store.Key) (err error) {
+	ctx, span := s.startSpan(ctx, spanReset, 1)
+	if span != nil {
+		defer func() { endSpan(span, outcomeReset, err) }()
+	}
 	keys := make([]string, 0, len(algNames)-1)
 	for id := algGCRA; id <= algConcurrency; id++ {
 		keys = append(keys, keyName(s.prefix, zone, key, id))
@@ -235,7 +266,7 @@ func (s *Store) Reset(ctx context.Context, zone string, key store.Key) error {
 	if s.denied != nil {
 		s.denied.forget(zone, key)
 	}
-	err := s.do(ctx, opReset, func(ctx context.Context) error {
+	err = s.do(ctx, opReset, func(ctx context.Context) error {
 		return s.c.Del(ctx, keys...).Err()
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package redis
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -27,8 +28,24 @@ import (
 
 // NewClient returns a client for the connection settings in opts. It does
 // not connect; the first command does. Errors never contain the URL or a
-// password.
+// password. The client traces its commands under a recording span (see
+// tracing.go).
 func NewClient(opts Options) (goredis.UniversalClient, error) {
+	g := new(commandGate)
+	c, err := newClient(opts, g)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.instrument(c); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("instrumenting the redis client for tracing: %w", err)
+	}
+	return c, nil
+}
+
+// newClient is NewClient before the tracing of g is added; a Ring's
+// shards get theirs as they are made (see commandGate.newShard).
+func newClient(opts Options, g *commandGate) (goredis.UniversalClient, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -71,6 +88,7 @@ func NewClient(opts Options) (goredis.UniversalClient, error) {
 			DB:                    opts.DB,
 			TLSConfig:             tlsCfg,
 			ContextTimeoutEnabled: true,
+			NewClient:             g.newShard,
 		}
 		opts.pool(&ro.PoolSize, &ro.MinIdleConns, &ro.DialTimeout, &ro.ReadTimeout, &ro.WriteTimeout)
 		return goredis.NewRing(ro), nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -73,4 +74,41 @@ type PoolStats struct {
 // store that does not is reported healthy.
 type HealthChecker interface {
 	CheckHealth(ctx context.Context) Health
+}
+
+// MaxRecordID is the longest record id or kind, in bytes.
+const MaxRecordID = 200
+
+// CheckRecordID reports an id that Records does not allow: empty, longer
+// than MaxRecordID bytes, or with a byte outside [A-Za-z0-9_.:-].
+func CheckRecordID(id string) error {
+	if id == "" || len(id) > MaxRecordID {
+		return fmt.Errorf("record id of %d bytes: want 1 to %d", len(id), MaxRecordID)
+	}
+	for i := 0; i < len(id); i++ {
+		if !recordIDByte(id[i]) {
+			return fmt.Errorf("record id %q: byte %d is not one of [A-Za-z0-9_.:-]", id, i)
+		}
+	}
+	return nil
+}
+
+// CheckRecordKind reports a kind that is not made of [A-Za-z0-9_-], like
+// "api_keys", so that it can name a directory or a Redis hash (braces would
+// set a Cluster slot, a newline would garble change notices).
+func CheckRecordKind(kind string) error {
+	if kind == "" || len(kind) > MaxRecordID {
+		return fmt.Errorf("record kind of %d bytes: want 1 to %d", len(kind), MaxRecordID)
+	}
+	for i := 0; i < len(kind); i++ {
+		if c := kind[i]; !recordIDByte(c) || c == '.' || c == ':' {
+			return fmt.Errorf("record kind %q: byte %d is not one of [A-Za-z0-9_-]", kind, i)
+		}
+	}
+	return nil
+}
+
+func recordIDByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '_' || c == '.' || c == ':' || c == '-'
 }

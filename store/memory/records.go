@@ -38,9 +38,6 @@ import (
 // recordSuffix ends every record's storage key.
 const recordSuffix = ".rec"
 
-// maxRecordID is the longest id, in bytes (store.Records).
-const maxRecordID = 200
-
 // maxQueued bounds a watcher's backlog of changes; past it the backlog is
 // replaced by one reload notice.
 const maxQueued = 1024
@@ -228,38 +225,11 @@ func unescapeID(name string) (string, bool) {
 	return id, checkID(id) == nil
 }
 
-// checkID reports an id that store.Records does not allow: empty, longer
-// than 200 bytes, or with a character outside [A-Za-z0-9_.:-].
-func checkID(id string) error {
-	if id == "" || len(id) > maxRecordID {
-		return fmt.Errorf("record id of %d bytes: want 1 to %d", len(id), maxRecordID)
-	}
-	for i := 0; i < len(id); i++ {
-		if !idByte(id[i]) {
-			return fmt.Errorf("record id %q: byte %d is not one of [A-Za-z0-9_.:-]", id, i)
-		}
-	}
-	return nil
-}
-
-// checkKind reports a kind that cannot name a directory: it must be made
-// of [A-Za-z0-9_-], like "api_keys".
-func checkKind(kind string) error {
-	if kind == "" || len(kind) > maxRecordID {
-		return fmt.Errorf("record kind of %d bytes: want 1 to %d", len(kind), maxRecordID)
-	}
-	for i := 0; i < len(kind); i++ {
-		if c := kind[i]; !idByte(c) || c == '.' || c == ':' {
-			return fmt.Errorf("record kind %q: byte %d is not one of [A-Za-z0-9_-]", kind, i)
-		}
-	}
-	return nil
-}
-
-func idByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '_' || c == '.' || c == ':' || c == '-'
-}
+// checkID and checkKind are store.Records' rules for ids and kinds.
+var (
+	checkID   = store.CheckRecordID
+	checkKind = store.CheckRecordKind
+)
 
 // change is one changed record; the zero change means "reload everything".
 type change struct{ kind, id string }

@@ -47,9 +47,6 @@ const (
 // that was down, a Ring that moved the channel).
 const recordsResync = 30 * time.Second
 
-// maxRecordID is the longest id, in bytes (store.Records).
-const maxRecordID = 200
-
 // recordsClient is what control records need besides Client: a hash per
 // kind, and publish/subscribe for change notices. *goredis.Client,
 // *goredis.ClusterClient, *goredis.Ring and every UniversalClient have it;
@@ -90,7 +87,7 @@ func (s *Store) recordCall(ctx context.Context, doing string, call func(context.
 
 // LoadRecords returns every record of kind, by id.
 func (s *Store) LoadRecords(ctx context.Context, kind string) (map[string][]byte, error) {
-	if err := checkKind(kind); err != nil {
+	if err := store.CheckRecordKind(kind); err != nil {
 		return nil, fmt.Errorf("loading records: %w", err)
 	}
 	var out map[string][]byte
@@ -299,38 +296,10 @@ func receive(ctx context.Context, ps *goredis.PubSub, deliver func(kind, id stri
 
 // checkRecord reports a kind or an id that store.Records does not allow.
 func checkRecord(kind, id string) error {
-	if err := checkKind(kind); err != nil {
+	if err := store.CheckRecordKind(kind); err != nil {
 		return err
 	}
-	if id == "" || len(id) > maxRecordID {
-		return fmt.Errorf("record id of %d bytes: want 1 to %d", len(id), maxRecordID)
-	}
-	for i := 0; i < len(id); i++ {
-		if !idByte(id[i]) {
-			return fmt.Errorf("record id %q: byte %d is not one of [A-Za-z0-9_.:-]", id, i)
-		}
-	}
-	return nil
-}
-
-// checkKind reports a kind that is not made of [A-Za-z0-9_-], like
-// "api_keys". A kind with braces would set its hash's Cluster slot, and one
-// with a newline would garble the change notices.
-func checkKind(kind string) error {
-	if kind == "" || len(kind) > maxRecordID {
-		return fmt.Errorf("record kind of %d bytes: want 1 to %d", len(kind), maxRecordID)
-	}
-	for i := 0; i < len(kind); i++ {
-		if c := kind[i]; !idByte(c) || c == '.' || c == ':' {
-			return fmt.Errorf("record kind %q: byte %d is not one of [A-Za-z0-9_-]", kind, i)
-		}
-	}
-	return nil
-}
-
-func idByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '_' || c == '.' || c == ':' || c == '-'
+	return store.CheckRecordID(id)
 }
 
 // Interface guards

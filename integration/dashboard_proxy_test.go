@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -153,26 +152,7 @@ respond "ok"`})
 
 	// Traffic whose pace changes every half second: fresh users (allowed)
 	// and spent ones (denied).
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ctx.Err() == nil; i++ {
-			for j := range 1 + (i/10)%4 {
-				user := fmt.Sprintf("hot-%d", j%2)
-				if (i+j)%2 == 0 {
-					user = fmt.Sprintf("u-%d-%d", i, j)
-				}
-				_, _ = c.Do(ctx, "/", "X-User", user)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	stopTraffic := varyingTraffic(t, c, 4, 2)
 
 	b := StartBrowser(t)
 	b.SetWindowSize(1440, 1000)
@@ -238,8 +218,7 @@ respond "ok"`})
 	}
 
 	// Ctrl+C: exit status 0, and the port is closed.
-	cancel()
-	wg.Wait()
+	stopTraffic()
 	if err := d.stop(); err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {

@@ -447,26 +447,7 @@ respond "ok"`})
 
 	// Traffic whose pace changes every half second: fresh users (allowed)
 	// and three spent ones (denied).
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ctx.Err() == nil; i++ {
-			for j := range 1 + (i/10)%5 {
-				user := fmt.Sprintf("hot-%d", j%3)
-				if (i+j)%2 == 0 {
-					user = fmt.Sprintf("u-%d-%d", i, j)
-				}
-				_, _ = c.Do(ctx, "/", "X-User", user)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	varyingTraffic(t, c, 5, 3)
 
 	b := StartBrowser(t)
 	b.SetWindowSize(1440, 1000)
@@ -528,4 +509,33 @@ respond "ok"`})
 		t.Errorf("the page reports polling errors: %s", errText)
 	}
 	saveScreenshot(b, "dashboard.png")
+}
+
+// varyingTraffic sends requests to c until stop is called or the test
+// ends, at a pace that changes every half second (1 to burst requests every
+// 50ms): fresh users, which are allowed, and `hot` users that spend their
+// quota and are denied.
+func varyingTraffic(t *testing.T, c *Caddy, burst, hot int) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ctx.Err() == nil; i++ {
+			for j := range 1 + (i/10)%burst {
+				user := fmt.Sprintf("hot-%d", j%hot)
+				if (i+j)%2 == 0 {
+					user = fmt.Sprintf("u-%d-%d", i, j)
+				}
+				_, _ = c.Do(ctx, "/", "X-User", user)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(stop)
+	return stop
 }

@@ -212,68 +212,7 @@ func tryStart(t testing.TB, cfg Config) (*Caddy, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := t.TempDir()
-	c := &Caddy{
-		httpPort:  ports[0],
-		adminPort: ports[1],
-		URL:       fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		Admin:     fmt.Sprintf("http://127.0.0.1:%d", ports[1]),
-		logPath:   filepath.Join(dir, "caddy.log"),
-		exited:    make(chan struct{}),
-	}
-	path := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(path, []byte(c.Caddyfile(cfg)), 0o644); err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(c.logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-
-	c.cmd = exec.Command(caddyBin, "run", "--config", path, "--adapter", "caddyfile")
-	c.cmd.Dir = dir
-	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	c.cmd.Env = append(os.Environ(),
-		"HOME="+dir,
-		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
-		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
-	)
-	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("running %s: %w", caddyBin, err)
-	}
-	go func() {
-		c.waitErr = c.cmd.Wait()
-		close(c.exited)
-	}()
-	c.Client = &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 16},
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-
-	if err := c.waitReady(); err != nil {
-		c.dumpGoroutines()
-		c.stop()
-		log := c.Log()
-		if strings.Contains(log, "address already in use") {
-			return nil, fmt.Errorf("%w: %v", errPortTaken, err)
-		}
-		return nil, fmt.Errorf("%w\n--- caddy output ---\n%s", err, truncate(log, maxLogOnFailure))
-	}
-	t.Cleanup(func() {
-		c.Client.CloseIdleConnections()
-		crashed := c.stop()
-		if crashed != nil {
-			t.Errorf("caddy exited on its own during the test: %v", crashed)
-		}
-		if t.Failed() {
-			t.Logf("--- caddy output ---\n%s", truncate(c.Log(), maxLogOnFailure))
-		}
-	})
-	return c, nil
+	return launchIn(t, t.TempDir(), ports[0], ports[1], cfg)
 }
 
 // Caddyfile renders cfg for this instance's ports.

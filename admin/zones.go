@@ -74,9 +74,8 @@ func serveSetZoneOverride(c *call) {
 		c.failErr(err, zoneWhat(name))
 		return
 	}
-	ovs, err := c.b.Overrides()
-	if err != nil {
-		c.failErr(err, "overrides")
+	ovs, ok := c.overrides()
+	if !ok {
 		return
 	}
 	before, after, err := ovs.SetZone(c.r.Context(), control.ZoneOverride{
@@ -97,9 +96,8 @@ func serveSetZoneOverride(c *call) {
 
 func serveRemoveZoneOverride(c *call) {
 	name := c.r.PathValue("zone")
-	ovs, err := c.b.Overrides()
-	if err != nil {
-		c.failErr(err, "overrides")
+	ovs, ok := c.overrides()
+	if !ok {
 		return
 	}
 	before, err := ovs.RemoveZone(c.r.Context(), name)
@@ -199,9 +197,8 @@ func serveSetKeyOverride(c *call) {
 		c.failErr(err, zoneWhat(name))
 		return
 	}
-	ovs, err := c.b.Overrides()
-	if err != nil {
-		c.failErr(err, "overrides")
+	ovs, ok := c.overrides()
+	if !ok {
 		return
 	}
 	before, after, err := ovs.SetKey(c.r.Context(), control.KeyOverride{
@@ -251,9 +248,8 @@ func serveRemoveKeyOverride(c *call) {
 			return
 		}
 	}
-	ovs, err := c.b.Overrides()
-	if err != nil {
-		c.failErr(err, "overrides")
+	ovs, ok := c.overrides()
+	if !ok {
 		return
 	}
 	before, err := ovs.RemoveKey(c.r.Context(), name, hash)
@@ -272,9 +268,8 @@ type overrideList struct {
 }
 
 func serveOverrides(c *call) {
-	ovs, err := c.b.Overrides()
-	if err != nil {
-		c.failErr(err, "overrides")
+	ovs, ok := c.overrides()
+	if !ok {
 		return
 	}
 	zones, keys := ovs.List()
@@ -318,4 +313,14 @@ func serveTop(c *call) {
 	}
 	top.Keys = orEmpty(top.Keys)
 	c.reply(http.StatusOK, top)
+}
+
+// overrides is the override registry, or false after answering the error.
+func (c *call) overrides() (*control.Overrides, bool) {
+	ovs, err := c.b.Overrides()
+	if err != nil {
+		c.failErr(err, "overrides")
+		return nil, false
+	}
+	return ovs, true
 }

@@ -96,8 +96,12 @@ vet: deps
 # Total statement coverage of the Go packages below which `make test` fails.
 MIN_COVERAGE := 80
 
+# Packages run one at a time (-p 1; tests inside a package still run in
+# parallel): the Redis store's latency tests and the end-to-end tests (real
+# Caddy processes, Redis servers and Chromium) would otherwise share two
+# cores and measure each other.
 test: deps check vet check-alerts $(CADDY)
-	RATEWARDEN_CADDY=$(abspath $(CADDY)) $(GO) test -race -count=1 -timeout 12m \
+	RATEWARDEN_CADDY=$(abspath $(CADDY)) $(GO) test -race -count=1 -p 1 -timeout 12m \
 		-coverprofile=coverage.out -coverpkg=./... ./...
 	@total=$$($(GO) tool cover -func=coverage.out | tail -1 | awk '{print $$NF}' | tr -d %); \
 	echo "total coverage: $$total% (minimum $(MIN_COVERAGE)%)"; \

@@ -100,14 +100,32 @@ func (s *Store) do(ctx context.Context, op string, call func(context.Context) er
 
 // doWithin is do with a timeout other than the store's.
 func (s *Store) doWithin(ctx context.Context, op string, timeout time.Duration, call func(context.Context) error) error {
+	return s.guarded(ctx, op, func() error {
+		callCtx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return call(callCtx)
+	})
+}
+
+// doScript is do for runs of the take script: call gets the deadline, the
+// store's timeout from now, instead of a context bounded by it. With
+// pipelining on, the batcher enforces the deadline itself, so a decision
+// makes no timer context of its own; otherwise runScript makes one.
+func (s *Store) doScript(ctx context.Context, op string, call func(deadline time.Time) error) error {
+	return s.guarded(ctx, op, func() error {
+		return call(time.Now().Add(s.timeout))
+	})
+}
+
+// guarded runs call through the breaker and records its outcome. When the
+// breaker is open it returns at once, without calling.
+func (s *Store) guarded(ctx context.Context, op string, call func() error) error {
 	done, err := s.g.cb.Allow()
 	if err != nil {
 		return fmt.Errorf("not asking redis: %w", err)
 	}
-	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	start := time.Now()
-	err = call(callCtx)
-	cancel()
+	err = call()
 	s.g.m.duration(op).Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:

@@ -118,12 +118,16 @@ type pipelineClient interface {
 	Pipeline() goredis.Pipeliner
 }
 
-// runScript runs the take script with keys and args, batched with
-// concurrent calls when pipelining is on, and returns its reply, unparsed.
-func (s *Store) runScript(ctx context.Context, keys []string, args []any) (any, error) {
+// runScript runs cmd, an EVALSHA command of the take script on keys (see
+// appendCommand), by deadline, batched with concurrent calls when
+// pipelining is on, and returns its reply, unparsed.
+func (s *Store) runScript(ctx context.Context, deadline time.Time, keys []string, cmd []any) (any, error) {
 	if s.batch != nil {
-		return s.batch.run(ctx, keys, args)
+		return s.batch.run(ctx, deadline, cmd)
 	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	args := cmd[cmdKeys+len(keys):]
 	s.g.m.roundTrips.Inc()
 	reply, err := s.c.EvalSha(ctx, takeScript.Hash(), keys, args...).Result()
 	if isNoScript(err) {
@@ -154,18 +158,22 @@ type batcher struct {
 // scriptCall is one queued call. The pipeline that sends it sets reply
 // and err, then closes done.
 type scriptCall struct {
-	ctx   context.Context
-	keys  []string
-	args  []any
-	reply any
-	err   error
-	done  chan struct{}
+	// ctx is the caller's: it carries the caller's span and ends when the
+	// caller gives up. The call's own deadline is deadline.
+	ctx      context.Context
+	deadline time.Time
+	cmd      []any
+	reply    any
+	err      error
+	done     chan struct{}
 }
 
-// run queues one call and waits for its reply or for ctx to end. When a
-// pipeline slot is free it starts a pipeline with everything queued.
-func (b *batcher) run(ctx context.Context, keys []string, args []any) (any, error) {
-	call := &scriptCall{ctx: ctx, keys: keys, args: args, done: make(chan struct{})}
+// run queues one call and waits for its reply, for its deadline or for ctx
+// to end. When a pipeline slot is free it starts a pipeline with
+// everything queued. The deadline is enforced with a pooled timer rather
+// than a context of its own: a decision then allocates no timer.
+func (b *batcher) run(ctx context.Context, deadline time.Time, cmd []any) (any, error) {
+	call := &scriptCall{ctx: ctx, deadline: deadline, cmd: cmd, done: make(chan struct{})}
 	b.mu.Lock()
 	b.pending = append(b.pending, call)
 	var batch []*scriptCall
@@ -177,25 +185,66 @@ func (b *batcher) run(ctx context.Context, keys []string, args []any) (any, erro
 	if batch != nil {
 		go b.flush(batch)
 	}
+	timer := startTimer(time.Until(deadline))
+	defer stopTimer(timer)
 	select {
 	case <-call.done:
 		if call.err == nil {
 			return call.reply, nil
 		}
-		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-			// The pipeline failed at the caller's deadline, and may have
-			// noticed first: a context's timer runs on a goroutine of its
-			// own, which a busy machine schedules late. Report the
-			// caller's deadline, as an unpipelined call would.
-			<-ctx.Done()
+		if ctx.Err() != nil {
 			break
 		}
-		if ctx.Err() == nil {
-			return nil, call.err
+		if !time.Now().Before(deadline) {
+			// The pipeline failed at the deadline, and may have noticed
+			// before the timer: report the deadline, as an unpipelined
+			// call would.
+			return nil, b.expired(ctx, deadline)
 		}
+		return nil, call.err
+	case <-timer.C:
+		return nil, b.expired(ctx, deadline)
 	case <-ctx.Done():
 	}
 	return nil, fmt.Errorf("waiting for a pipelined reply: %w", ctx.Err())
+}
+
+// expired is the error of a call whose deadline passed. When the caller's
+// own deadline is the same or earlier, the caller gave up: its context
+// ends about now, and the error says so, so that the breaker does not
+// count the call as a failure of Redis.
+func (b *batcher) expired(ctx context.Context, deadline time.Time) error {
+	if d, ok := ctx.Deadline(); ok && !d.After(deadline) {
+		<-ctx.Done()
+		return fmt.Errorf("waiting for a pipelined reply: %w", ctx.Err())
+	}
+	return fmt.Errorf("waiting for a pipelined reply: %w", context.DeadlineExceeded)
+}
+
+// timers are stopped timers for run to reuse.
+var timers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// startTimer returns a pooled timer that fires after d.
+func startTimer(d time.Duration) *time.Timer {
+	t := timers.Get().(*time.Timer)
+	t.Reset(d)
+	return t
+}
+
+// stopTimer stops t and gives it back to the pool, with its channel
+// empty also under the timers of Go before 1.23 (asynctimerchan=1).
+func stopTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	timers.Put(t)
 }
 
 // take removes up to max calls from the queue. b.mu must be held.
@@ -231,10 +280,15 @@ func (b *batcher) flush(batch []*scriptCall) {
 // every call its reply.
 func (b *batcher) send(batch []*scriptCall) {
 	live := batch[:0]
+	now := time.Now()
 	for _, call := range batch {
 		if err := call.ctx.Err(); err != nil {
 			// Never sent, so never charged.
 			call.finish(nil, fmt.Errorf("waiting for a pipeline: %w", err))
+			continue
+		}
+		if !now.Before(call.deadline) {
+			call.finish(nil, fmt.Errorf("waiting for a pipeline: %w", context.DeadlineExceeded))
 			continue
 		}
 		live = append(live, call)
@@ -253,21 +307,16 @@ func (b *batcher) send(batch []*scriptCall) {
 // pipelineGrace is how long a pipeline outlives the latest deadline of its
 // calls, so that its callers' own deadlines end their waits first: a call
 // is then a timeout for the breaker, or a caller gone, by the caller's
-// context alone, exactly as without pipelining.
+// deadline or context alone, exactly as without pipelining.
 const pipelineGrace = 2 * time.Millisecond
 
 // pipelineContext returns the context a pipeline of calls runs under: it
-// ends pipelineGrace after the latest deadline of its calls, or never when
-// one of them has none (the client's socket timeouts still bound it).
+// ends pipelineGrace after the latest deadline of its calls.
 func pipelineContext(calls []*scriptCall) (context.Context, context.CancelFunc) {
 	var latest time.Time
 	for _, call := range calls {
-		d, ok := call.ctx.Deadline()
-		if !ok {
-			return context.WithCancel(context.Background())
-		}
-		if d.After(latest) {
-			latest = d
+		if call.deadline.After(latest) {
+			latest = call.deadline
 		}
 	}
 	return context.WithDeadline(context.Background(), latest.Add(pipelineGrace))
@@ -280,11 +329,16 @@ func (b *batcher) exec(ctx context.Context, calls []*scriptCall, eval bool) []*s
 	pipe := b.p.Pipeline()
 	cmds := make([]*goredis.Cmd, len(calls))
 	for i, call := range calls {
+		args := call.cmd
 		if eval {
-			cmds[i] = pipe.Eval(ctx, takeSource, call.keys, call.args...)
-		} else {
-			cmds[i] = pipe.EvalSha(ctx, takeScript.Hash(), call.keys, call.args...)
+			args = asEval(args)
 		}
+		cmd := goredis.NewCmd(ctx, args...)
+		cmd.SetFirstKeyPos(cmdKeys)
+		// A Pipeline only queues the command here; its error comes with
+		// its reply.
+		_ = pipe.Process(ctx, cmd)
+		cmds[i] = cmd
 	}
 	// Exec returns the first command's error; each command has its own.
 	_, _ = pipe.Exec(ctx)

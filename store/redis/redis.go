@@ -125,8 +125,8 @@ func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms
 	if err != nil {
 		return fmt.Errorf("taking from redis store: %w", err)
 	}
-	err = s.do(ctx, opTake, func(ctx context.Context) error {
-		return s.decide(ctx, reqs, keys, ids, out)
+	err = s.doScript(ctx, opTake, func(deadline time.Time) error {
+		return s.decide(ctx, deadline, reqs, keys, ids, out)
 	})
 	if err != nil {
 		return s.fallback(ctx, reqs, out, s.diag.explain("taking from", err))
@@ -137,15 +137,15 @@ func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms
 	return nil
 }
 
-// decide runs the take script for reqs, split per hash tag when the client
-// routes keys to several nodes.
-func (s *Store) decide(ctx context.Context, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision) error {
+// decide runs the take script for reqs by deadline, split per hash tag
+// when the client routes keys to several nodes.
+func (s *Store) decide(ctx context.Context, deadline time.Time, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision) error {
 	if s.split {
 		if groups := groupByTag(keys); len(groups) > 1 {
-			return s.takeSplit(ctx, reqs, keys, ids, out, groups)
+			return s.takeSplit(ctx, deadline, reqs, keys, ids, out, groups)
 		}
 	}
-	return s.eval(ctx, reqs, keys, ids, out, false)
+	return s.eval(ctx, deadline, reqs, keys, ids, out, false)
 }
 
 // prepare returns the key and script id of every request, and refuses a
@@ -168,9 +168,9 @@ func (s *Store) prepare(reqs []store.Request) ([]string, []algID, error) {
 }
 
 // eval runs the take script once for reqs, whose keys must share a slot,
-// and fills out. A dry run decides as usual but writes nothing.
-func (s *Store) eval(ctx context.Context, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, dry bool) error {
-	args := make([]any, 0, 3+argsPerRequest*len(reqs))
+// by deadline, and fills out. A dry run decides as usual but writes
+// nothing.
+func (s *Store) eval(ctx context.Context, deadline time.Time, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, dry bool) error {
 	var now any = ""
 	if s.now != nil {
 		now = s.now()
@@ -179,11 +179,12 @@ func (s *Store) eval(ctx context.Context, reqs []store.Request, keys []string, i
 	if dry {
 		dryArg = 1
 	}
-	args = append(args, now, s.minTTL, dryArg)
+	cmd := appendCommand(make([]any, 0, commandLen(len(reqs))), keys)
+	cmd = append(cmd, now, s.minTTL, dryArg)
 	for i := range reqs {
-		args = appendArgs(args, ids[i], &reqs[i])
+		cmd = appendArgs(cmd, ids[i], &reqs[i])
 	}
-	reply, err := s.runScript(ctx, keys, args)
+	reply, err := s.runScript(ctx, deadline, keys, cmd)
 	if err != nil {
 		return fmt.Errorf("running the take script: %w", err)
 	}
@@ -243,8 +244,8 @@ func (s *Store) Inspect(ctx context.Context, req store.Request) (d algorithms.De
 	out := make([]algorithms.Decision, 1)
 	keys, ids, err := s.prepare(reqs)
 	if err == nil {
-		err = s.do(ctx, opInspect, func(ctx context.Context) error {
-			return s.eval(ctx, reqs, keys, ids, out, false)
+		err = s.doScript(ctx, opInspect, func(deadline time.Time) error {
+			return s.eval(ctx, deadline, reqs, keys, ids, out, false)
 		})
 	}
 	if err != nil {

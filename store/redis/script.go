@@ -37,6 +37,15 @@ var takeSource = buildScript()
 // takeScript runs with EVALSHA and falls back to EVAL on NOSCRIPT.
 var takeScript = goredis.NewScript(takeSource)
 
+// The first two words of the take script's commands, boxed once, so that
+// building a command boxes only its own keys and numbers.
+var (
+	evalShaName any = "evalsha"
+	evalName    any = "eval"
+	takeHash    any = takeScript.Hash()
+	takeBody    any = takeSource
+)
+
 func buildScript() string {
 	var b strings.Builder
 	for _, name := range scriptFiles {
@@ -107,6 +116,37 @@ const (
 
 // argsPerRequest is how many ARGV entries each request takes.
 const argsPerRequest = 6
+
+// Where a command of the take script has its parts: EVALSHA, the hash, the
+// number of keys, then the keys and the arguments.
+const (
+	cmdKeys   = 3
+	cmdHeader = 3 // ARGV entries before the first request's
+)
+
+// commandLen is the length of the command of a call of n requests.
+func commandLen(n int) int {
+	return cmdKeys + n + cmdHeader + argsPerRequest*n
+}
+
+// appendCommand appends the start of the EVALSHA command of the take
+// script with keys: every word before its arguments.
+func appendCommand(cmd []any, keys []string) []any {
+	cmd = append(cmd, evalShaName, takeHash, int64(len(keys)))
+	for _, k := range keys {
+		cmd = append(cmd, k)
+	}
+	return cmd
+}
+
+// asEval returns cmd, an EVALSHA command of the take script, as the EVAL
+// command that sends the script itself.
+func asEval(cmd []any) []any {
+	ev := make([]any, len(cmd))
+	copy(ev, cmd)
+	ev[0], ev[1] = evalName, takeBody
+	return ev
+}
 
 // appendArgs appends the script arguments of request r. The window is the
 // policy's window in microseconds, at least 1, exactly as the Go transition

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/ratewarden/ratewarden/algorithms"
 	"github.com/ratewarden/ratewarden/store"
@@ -81,11 +82,11 @@ func pick(reqs []store.Request, keys []string, ids []algID, idx []int) subset {
 }
 
 // takeSplit decides a call whose keys have several hash tags; see above.
-func (s *Store) takeSplit(ctx context.Context, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, groups [][]int) error {
+func (s *Store) takeSplit(ctx context.Context, deadline time.Time, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, groups [][]int) error {
 	subs := make([]subset, len(groups))
 	for g, idx := range groups {
 		subs[g] = pick(reqs, keys, ids, idx)
-		if err := s.evalGroup(ctx, subs[g], idx, out, true); err != nil {
+		if err := s.evalGroup(ctx, deadline, subs[g], idx, out, true); err != nil {
 			return err
 		}
 	}
@@ -93,7 +94,7 @@ func (s *Store) takeSplit(ctx context.Context, reqs []store.Request, keys []stri
 		return nil
 	}
 	for g, idx := range groups {
-		if err := s.evalGroup(ctx, subs[g], idx, out, false); err != nil {
+		if err := s.evalGroup(ctx, deadline, subs[g], idx, out, false); err != nil {
 			return errors.Join(err, s.refund(ctx, subs[:g]))
 		}
 		if store.Blocked(subs[g].reqs, subs[g].out) {
@@ -105,8 +106,8 @@ func (s *Store) takeSplit(ctx context.Context, reqs []store.Request, keys []stri
 
 // evalGroup runs the take script for one group and copies its decisions to
 // their places in out.
-func (s *Store) evalGroup(ctx context.Context, sub subset, idx []int, out []algorithms.Decision, dry bool) error {
-	if err := s.eval(ctx, sub.reqs, sub.keys, sub.ids, sub.out, dry); err != nil {
+func (s *Store) evalGroup(ctx context.Context, deadline time.Time, sub subset, idx []int, out []algorithms.Decision, dry bool) error {
+	if err := s.eval(ctx, deadline, sub.reqs, sub.keys, sub.ids, sub.out, dry); err != nil {
 		return err
 	}
 	for j, i := range idx {
@@ -119,8 +120,8 @@ func (s *Store) evalGroup(ctx context.Context, sub subset, idx []int, out []algo
 // when ctx is done, within a timeout of its own, since the charges stand
 // until it does.
 func (s *Store) refund(ctx context.Context, charged []subset) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-	defer cancel()
+	ctx = context.WithoutCancel(ctx)
+	deadline := time.Now().Add(s.timeout)
 	var errs []error
 	for _, sub := range charged {
 		var back subset
@@ -140,7 +141,7 @@ func (s *Store) refund(ctx context.Context, charged []subset) error {
 			continue
 		}
 		back.out = make([]algorithms.Decision, len(back.reqs))
-		if err := s.eval(ctx, back.reqs, back.keys, back.ids, back.out, false); err != nil {
+		if err := s.eval(ctx, deadline, back.reqs, back.keys, back.ids, back.out, false); err != nil {
 			errs = append(errs, fmt.Errorf("refunding a split call: %w", err))
 		}
 	}

@@ -35,21 +35,17 @@ end
 local min_ttl = tonumber(ARGV[2])
 local dry = ARGV[3] == '1'
 
-local reply, state, final, order = {}, {}, {}, {}
-local blocked = false
-for i = 1, #KEYS do
-  local key, a = KEYS[i], 4 + 6 * (i - 1)
+-- decide runs request i on state s (loaded from its key when nil) and
+-- returns its algorithm, flags, next state and decision, or nil when its
+-- arguments are malformed.
+local function decide(i, s)
+  local a = 4 + 6 * (i - 1)
   local alg, limit, w = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local burst, cost, flags = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
   local fn = ALG[alg]
-  if not (fn and limit and w and burst and cost and flags) then
-    return redis.error_reply('ratewarden: bad arguments for request ' .. i)
-  end
-
-  local s = state[key]
+  if not (fn and limit and w and burst and cost and flags) then return nil end
   if s == nil then
-    if alg == LOG_ALG then s = log_load(key) else s = scalar_load(key) end
-    state[key] = s
+    if alg == LOG_ALG then s = log_load(KEYS[i]) else s = scalar_load(KEYS[i]) end
   end
   local nxt, d
   if limit <= 0 then
@@ -58,6 +54,37 @@ for i = 1, #KEYS do
     if alg == CONCURRENCY_ALG and bit.band(flags, LEASE_FLAG) ~= 0 then w = DEFAULT_LEASE end
     nxt, d = fn(s, now, limit, w, burst, cost)
   end
+  return alg, flags, s, nxt, d
+end
+
+-- commit writes the state s of algorithm alg to key, with a TTL of reset
+-- (rounded up to milliseconds), or deletes key when reset is zero.
+local function commit(key, alg, s, reset)
+  if reset <= 0 then
+    redis.call('DEL', key)
+    return
+  end
+  local ttl = mmax(ceil_div(reset, 1000), min_ttl)
+  if alg == LOG_ALG then log_store(s, ttl) else scalar_store(key, s, ttl) end
+end
+
+-- One request, the common case: no bookkeeping of states across requests.
+if #KEYS == 1 then
+  local alg, flags, _, nxt, d = decide(1, nil)
+  if not alg then return redis.error_reply('ratewarden: bad arguments for request 1') end
+  if d[1] ~= 0 and bit.band(flags, PEEK) == 0 and not dry then commit(KEYS[1], alg, nxt, d[4]) end
+  return d
+end
+
+local reply, state, final, order = {}, {}, {}, {}
+local blocked = false
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local alg, flags, s, nxt, d = decide(i, state[key])
+  if not alg then
+    return redis.error_reply('ratewarden: bad arguments for request ' .. i)
+  end
+  state[key] = s
   for j = 1, 4 do reply[#reply + 1] = d[j] end
 
   if d[1] == 0 then
@@ -71,13 +98,8 @@ end
 
 if not blocked and not dry then
   for _, key in ipairs(order) do
-    local alg, s, reset = final[key][1], final[key][2], final[key][3]
-    if reset <= 0 then
-      redis.call('DEL', key)
-    else
-      local ttl = mmax(ceil_div(reset, 1000), min_ttl)
-      if alg == LOG_ALG then log_store(s, ttl) else scalar_store(key, s, ttl) end
-    end
+    local f = final[key]
+    commit(key, f[1], f[2], f[3])
   end
 end
 return reply

@@ -201,8 +201,9 @@ func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, res contr
 		return caddyhttp.Error(http.StatusUnauthorized, fmt.Errorf("%s", detail))
 	}
 	hdr := w.Header()
-	hdr["Content-Type"] = problemContentType
-	hdr["Cache-Control"] = noStore
+	// Fresh slices: a later `header` directive may rewrite values in place.
+	hdr["Content-Type"] = []string{problemType}
+	hdr["Cache-Control"] = []string{"no-store"}
 	w.WriteHeader(http.StatusUnauthorized)
 	_, err := fmt.Fprintf(w, `{"type":%q,"title":"Unauthorized","status":401,"detail":%q,"reason":%q}`,
 		h.APIKey.unauthType[res], detail, res.String())

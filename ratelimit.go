@@ -218,7 +218,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	start := time.Now()
+	var start time.Time // read only for the latency histogram
+	if !h.DisableMetrics {
+		start = time.Now()
+	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if h.Exempt.exempts(r) {
 		if h.exempted != nil {
@@ -249,12 +252,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	shown := h.restrictive(sc, blocked)
 	h.setPlaceholders(repl, sc, shown)
-	h.writeHeaders(w.Header(), sc, shown)
+	vals := h.headerValues(shown, blocked)
+	h.writeHeaders(w.Header(), sc, shown, &vals)
 	if blocked {
 		h.annotateSpan(r, sc, shown, outcomeDenied)
 		h.logRejection(r, repl, sc, shown)
 		h.emitExceeded(repl, sc, shown)
-		return h.refuse(w, r, sc.out[shown].RetryAfter)
+		return h.refuseInto(w, r, sc.out[shown].RetryAfter, sc.body[:0], &vals)
 	}
 	h.annotateSpan(r, sc, shown, sc.outcome())
 	h.logShadow(r, repl, sc, shown)

@@ -1,9 +1,11 @@
 package ratewarden
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -71,8 +73,8 @@ func (h *Handler) setPlaceholders(repl *caddy.Replacer, sc *scratch, shown int) 
 	}
 	d := sc.out[shown]
 	repl.Set(phZone, sc.zones[shown].nameValue)
-	repl.Set(phRemaining, d.Remaining)
-	repl.Set(phRetryAfter, ceilSeconds(d.RetryAfter))
+	repl.Set(phRemaining, boxInt(d.Remaining))
+	repl.Set(phRetryAfter, boxInt(ceilSeconds(d.RetryAfter)))
 	if !d.Allowed {
 		denied = shown
 	}
@@ -81,8 +83,43 @@ func (h *Handler) setPlaceholders(repl *caddy.Replacer, sc *scratch, shown int) 
 	}
 }
 
+// headerValues returns room for the header values of one response: the
+// rate-limit headers of the zone at shown, and a refusal's own.
+func (h *Handler) headerValues(shown int, blocked bool) headerValues {
+	n := 0
+	if shown >= 0 {
+		if h.headers&headersIETF != 0 {
+			n += 2
+		}
+		if h.headers&headersLegacy != 0 {
+			n += 3
+		}
+	}
+	if blocked {
+		n += 3
+	}
+	return make(headerValues, n)
+}
+
+// headerValues holds one response's header values, allocated together.
+// Each value gets its own one-element slice, capped so that an Add
+// reallocates rather than writing into the next value. Nothing is shared
+// between responses: Caddy's header directive rewrites values in place.
+type headerValues []string
+
+// one returns s as a header value.
+func (v *headerValues) one(s string) []string {
+	if len(*v) == 0 {
+		return []string{s}
+	}
+	val := (*v)[:1:1]
+	val[0] = s
+	*v = (*v)[1:]
+	return val
+}
+
 // writeHeaders sets the selected rate-limit headers for the zone at shown.
-func (h *Handler) writeHeaders(hdr http.Header, sc *scratch, shown int) {
+func (h *Handler) writeHeaders(hdr http.Header, sc *scratch, shown int, vals *headerValues) {
 	if shown < 0 || h.headers == 0 {
 		return
 	}
@@ -93,49 +130,96 @@ func (h *Handler) writeHeaders(hdr http.Header, sc *scratch, shown int) {
 		reset = max(reset, ceilSeconds(d.RetryAfter))
 	}
 	if h.headers&headersIETF != 0 {
-		hdr["Ratelimit-Policy"] = []string{policy}
-		hdr["Ratelimit"] = []string{z.quotedName + ";r=" + itoa(d.Remaining) + ";t=" + itoa(reset)}
+		hdr["Ratelimit-Policy"] = vals.one(policy)
+		hdr["Ratelimit"] = vals.one(z.rateLimitHeader(d.Remaining, reset))
 	}
 	if h.headers&headersLegacy != 0 {
-		hdr["X-Ratelimit-Limit"] = []string{limit}
-		hdr["X-Ratelimit-Remaining"] = []string{itoa(d.Remaining)}
-		hdr["X-Ratelimit-Reset"] = []string{itoa(reset)}
+		hdr["X-Ratelimit-Limit"] = vals.one(limit)
+		hdr["X-Ratelimit-Remaining"] = vals.one(itoa(d.Remaining))
+		hdr["X-Ratelimit-Reset"] = vals.one(itoa(reset))
 	}
+}
+
+// rateLimitHeader returns the RateLimit header value
+// `"zone";r=<remaining>;t=<reset>`. A refused request's value (remaining 0)
+// repeats for a second at a time, so the zone keeps the last one.
+func (z *Zone) rateLimitHeader(remaining, reset int64) string {
+	if remaining == 0 {
+		if c := z.refusedHeader.Load(); c != nil && c.reset == reset {
+			return c.value
+		}
+	}
+	var digits [20]byte
+	var b strings.Builder
+	b.Grow(len(z.quotedName) + len(";r=;t=") + 2*len(digits))
+	b.WriteString(z.quotedName)
+	b.WriteString(";r=")
+	b.Write(strconv.AppendInt(digits[:0], remaining, 10))
+	b.WriteString(";t=")
+	b.Write(strconv.AppendInt(digits[:0], reset, 10))
+	value := b.String()
+	if remaining == 0 {
+		z.refusedHeader.Store(&cachedHeader{reset: reset, value: value})
+	}
+	return value
+}
+
+// cachedHeader is a zone's RateLimit header value for a refusal.
+type cachedHeader struct {
+	reset int64
+	value string
 }
 
 // refuse answers 429. With error routes configured it returns a Caddy error
 // so handle_errors can restyle it; otherwise it writes a small
 // application/problem+json body.
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, wait time.Duration) error {
+	return h.refuseInto(w, r, wait, nil, nil)
+}
+
+// refuseInto is refuse with buf as room for the body and vals for the
+// header values, so that pooled or shared buffers save their allocations.
+// buf and vals may be nil.
+func (h *Handler) refuseInto(w http.ResponseWriter, r *http.Request, wait time.Duration, buf []byte, vals *headerValues) error {
+	if vals == nil {
+		vals = new(headerValues)
+	}
 	secs := max(ceilSeconds(h.jitterWait(wait)), 1)
-	retry := itoa(secs)
 	hdr := w.Header()
-	hdr["Retry-After"] = []string{retry}
+	hdr["Retry-After"] = vals.one(itoa(secs))
 	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok &&
 		srv.Errors != nil && len(srv.Errors.Routes) > 0 {
-		return caddyhttp.Error(http.StatusTooManyRequests, fmt.Errorf("rate limit exceeded; retry after %ss", retry))
+		return caddyhttp.Error(http.StatusTooManyRequests, errors.New("rate limit exceeded; retry after "+itoa(secs)+"s"))
 	}
-	// The slices are shared and never modified: Header.Set and Add replace
-	// or reallocate them.
-	hdr["Content-Type"] = problemContentType
-	hdr["Cache-Control"] = noStore
+	hdr["Content-Type"] = vals.one(problemType)
+	hdr["Cache-Control"] = vals.one("no-store")
 	w.WriteHeader(http.StatusTooManyRequests)
-	var body [len(problemPrefix) + 20 + len(problemSuffix)]byte
-	b := append(body[:0], problemPrefix...)
+	b := append(buf[:0], problemPrefix...)
 	b = strconv.AppendInt(b, secs, 10)
 	b = append(b, problemSuffix...)
 	_, _ = w.Write(b)
 	return nil
 }
 
-// smallInts are the decimal strings of 0..1023: header values and
-// placeholders mostly fall in that range.
-var smallInts = func() []string {
-	s := make([]string, 1024)
+// smallInts are the decimal strings of 0 to a bit over an hour in seconds,
+// and boxedInts the same numbers as int64 in an interface: header values
+// and placeholders (remaining quota, seconds to wait) mostly fall in that
+// range. Together they take about 180 KB.
+var smallInts, boxedInts = func() ([]string, []any) {
+	const n = 4096
+	s, a := make([]string, n), make([]any, n)
+	var digits []byte
+	ends := make([]int, n)
 	for i := range s {
-		s[i] = strconv.Itoa(i)
+		digits = strconv.AppendInt(digits, int64(i), 10)
+		ends[i] = len(digits)
 	}
-	return s
+	all, start := string(digits), 0
+	for i := range s {
+		s[i], start = all[start:ends[i]], ends[i]
+		a[i] = int64(i)
+	}
+	return s, a
 }()
 
 // itoa formats n without allocating when it is small.
@@ -146,12 +230,16 @@ func itoa(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-var (
-	problemContentType = []string{"application/problem+json"}
-	noStore            = []string{"no-store"}
-)
+// boxInt returns n in an interface without allocating when it is small.
+func boxInt(n int64) any {
+	if n >= 0 && n < int64(len(boxedInts)) {
+		return boxedInts[n]
+	}
+	return n
+}
 
 const (
+	problemType   = "application/problem+json"
 	problemPrefix = `{"type":"` + ProblemRateLimited + `","title":"Too Many Requests","status":429,"detail":"rate limit exceeded; retry after `
 	problemSuffix = ` seconds"}`
 )

@@ -12,6 +12,8 @@ type scratch struct {
 	raw   []string
 	reqs  []store.Request
 	out   []algorithms.Decision
+	// body is room for a refusal's body.
+	body [len(problemPrefix) + 20 + len(problemSuffix)]byte
 }
 
 func newScratch(zones int) *scratch {

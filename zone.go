@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"cel.dev/cel-go/cel"
@@ -112,6 +113,9 @@ type Zone struct {
 	top *topk.Sketch
 	// Precomputed response header values.
 	quotedName, policyHeader, limitHeader string
+	// refusedHeader is the last RateLimit header value of a refusal, reused
+	// while its reset time is the same (see rateLimitHeader).
+	refusedHeader atomic.Pointer[cachedHeader]
 }
 
 // provision checks and prepares z. defaults carries handler-level settings.

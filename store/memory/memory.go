@@ -3,9 +3,10 @@
 // the default when no other store is configured.
 //
 // Each shard is a mutex and a map from key to a compact entry (the
-// algorithm's scalar state and an expiry). A decision runs the algorithm's Go
-// transition with the shards of all its keys locked, so it is atomic with
-// respect to every other call on those keys. Keys are already uniformly
+// algorithm's first two scalars and an expiry; the rare third scalar sits in
+// a side map). A decision runs the algorithm's Go transition with the shards
+// of all its keys locked, so it is atomic with respect to every other call
+// on those keys. Keys are already uniformly
 // hashed, so the shard is taken from the key's bytes.
 //
 // A store shared through Load survives `caddy reload`: the counters of zones
@@ -57,7 +58,7 @@ type Options struct {
 	// live is evicted. Lowering MaxKeys on a running store takes full
 	// effect at the next sweep. A negative value removes the bound.
 	// Each key of a scalar algorithm (all but sliding_log, whose log
-	// comes on top) costs about 70 to 120 bytes of live heap.
+	// comes on top) costs about 55 to 120 bytes of live heap.
 	// Default: 1000000. Example: 50000.
 	MaxKeys int `json:"max_keys,omitempty"`
 

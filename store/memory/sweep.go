@@ -12,6 +12,11 @@ import (
 // without this a burst of keys would hold its memory for good.
 const shrinkMin = 1024
 
+// churnMin is the fewest deletions after which a shard's maps are rebuilt
+// to drop their tombstones (see shard.deleted). Smaller maps are cheap
+// either way.
+const churnMin = 64
+
 // sweepLoop deletes expired keys every SweepInterval until Close.
 func (s *Store) sweepLoop() {
 	defer close(s.stopped)
@@ -61,14 +66,23 @@ func (sh *shard) sweep(nowN int64) (removed int) {
 }
 
 // shrink rebuilds the shard's maps when they hold a quarter or less of their
-// peak. The caller holds sh.mu.
+// peak, or when at least as many keys were deleted since the last rebuild
+// as they hold: Go maps neither shrink nor always reuse deleted slots, so a
+// shard whose keys expire and come back would otherwise grow at every
+// sweep. The caller holds sh.mu.
 func (sh *shard) shrink() {
-	if sh.peak < shrinkMin || len(sh.m)*4 > sh.peak {
+	shrunk := sh.peak >= shrinkMin && len(sh.m)*4 <= sh.peak
+	churned := sh.deleted >= churnMin && sh.deleted >= len(sh.m)
+	if !shrunk && !churned {
 		return
 	}
-	m, logs := sh.m, sh.logs
+	m, v2, logs := sh.m, sh.v2, sh.logs
 	sh.init(len(m))
 	maps.Copy(sh.m, m)
+	if len(v2) > 0 {
+		sh.v2 = make(map[store.Key]int64, len(v2))
+		maps.Copy(sh.v2, v2)
+	}
 	if len(logs) > 0 {
 		sh.logs = make(map[store.Key][]int64, len(logs))
 		maps.Copy(sh.logs, logs)

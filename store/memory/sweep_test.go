@@ -170,6 +170,8 @@ func TestSweepShrinksMapsAfterABurst(t *testing.T) {
 	if err := s.Take(context.Background(), rs(logReq(kept[0], 1)), out); err != nil {
 		t.Fatal(err)
 	}
+	wide := algorithms.State{V: [3]int64{1, 2, 3}}
+	s.shards[0].commit(kept[1], wide, time.Hour, clk.Now().UnixNano(), 0)
 	before := s.shards[0].m
 	clk.Advance(time.Second)
 	if got := s.Sweep(clk.Now()); got != 2*shrinkMin {
@@ -182,8 +184,49 @@ func TestSweepShrinksMapsAfterABurst(t *testing.T) {
 	if reflect.ValueOf(before).UnsafePointer() == reflect.ValueOf(sh.m).UnsafePointer() {
 		t.Error("map was not rebuilt")
 	}
+	if got := sh.load(kept[1], clk.Now().UnixNano()); got.V != wide.V {
+		t.Errorf("third scalar lost in shrink: %v", got.V)
+	}
 	d, _ := s.Inspect(context.Background(), logReq(kept[0], 0))
 	if d.Remaining != 1 {
 		t.Errorf("log lost in shrink: remaining %d", d.Remaining)
+	}
+}
+
+// TestSweepRebuildsMapsAfterChurn pins that a shard whose keys expire and
+// come back does not grow at every sweep: once as many keys were deleted
+// as it holds, its map is rebuilt without their tombstones, and a shard
+// with few deletions is left alone.
+func TestSweepRebuildsMapsAfterChurn(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	s := newTestStore(t, Options{Shards: 1, SweepInterval: caddy.Duration(time.Hour), Now: clk.Now})
+	sh := &s.shards[0]
+	ks := keys("churn", 500)
+	for round := 0; round < 3; round++ {
+		fill(t, s, ks, time.Second)
+		before := sh.m
+		clk.Advance(time.Second)
+		if got := s.Sweep(clk.Now()); got != len(ks) {
+			t.Fatalf("round %d: Sweep removed %d, want %d", round, got, len(ks))
+		}
+		if reflect.ValueOf(before).UnsafePointer() == reflect.ValueOf(sh.m).UnsafePointer() {
+			t.Errorf("round %d: map was not rebuilt after all its keys expired", round)
+		}
+		if sh.deleted != 0 {
+			t.Errorf("round %d: %d deletions counted after a rebuild", round, sh.deleted)
+		}
+	}
+
+	fill(t, s, ks, time.Hour)
+	few := keys("few", churnMin/2)
+	fill(t, s, few, time.Second)
+	before := sh.m
+	clk.Advance(time.Second)
+	if got := s.Sweep(clk.Now()); got != len(few) {
+		t.Fatalf("Sweep removed %d, want %d", got, len(few))
+	}
+	if reflect.ValueOf(before).UnsafePointer() != reflect.ValueOf(sh.m).UnsafePointer() {
+		t.Error("map rebuilt after a few deletions")
 	}
 }

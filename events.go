@@ -17,19 +17,22 @@ const EventExceeded = "rate_limit_exceeded"
 // at most; the rest are counted in the metrics and logs only.
 const exceededPerSecond = 1
 
-// eventSampler lets through at most n events per second.
-type eventSampler struct {
+// sampler lets through the first `first` events of each second, then one
+// in `thereafter` (none when 0). It reads no clock: callers pass the time
+// they already have.
+type sampler struct {
 	second atomic.Int64
 	count  atomic.Int64
 }
 
-// allow reports whether an event at now may be emitted.
-func (s *eventSampler) allow(now time.Time, n int64) bool {
+// allow reports whether an event at now may pass.
+func (s *sampler) allow(now time.Time, first, thereafter int64) bool {
 	sec := now.Unix()
 	if old := s.second.Load(); old != sec && s.second.CompareAndSwap(old, sec) {
 		s.count.Store(0)
 	}
-	return s.count.Add(1) <= n
+	n := s.count.Add(1)
+	return n <= first || (thereafter > 0 && (n-first)%thereafter == 0)
 }
 
 // provisionEvents finds Caddy's events app.
@@ -39,7 +42,7 @@ func (h *Handler) provisionEvents(ctx caddy.Context) error {
 		return err
 	}
 	h.events = app.(*caddyevents.App)
-	h.eventSample = new(eventSampler)
+	h.eventSample = new(sampler)
 	h.ctx = ctx
 	return nil
 }
@@ -48,8 +51,8 @@ func (h *Handler) provisionEvents(ctx caddy.Context) error {
 // zone. Its data carries the zone, the hashed key (the raw key only with
 // log_key), the wait, the client IP and the request ID. Subscribers run
 // off the request path.
-func (h *Handler) emitExceeded(repl *caddy.Replacer, sc *scratch, shown int) {
-	if h.events == nil || !h.eventSample.allow(time.Now(), exceededPerSecond) {
+func (h *Handler) emitExceeded(repl *caddy.Replacer, sc *scratch, shown int, now time.Time) {
+	if h.events == nil || !h.eventSample.allow(now, exceededPerSecond, 0) {
 		return
 	}
 	z, d := sc.zones[shown], sc.out[shown]

@@ -2,6 +2,7 @@ package ratewarden
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -70,13 +71,23 @@ func TestExceededEventIsEmittedAndSampled(t *testing.T) {
 	}
 }
 
-func TestEventSampler(t *testing.T) {
-	var s eventSampler
+func TestSampler(t *testing.T) {
+	var s sampler
 	now := time.Unix(1000, 0)
-	if !s.allow(now, 2) || !s.allow(now, 2) || s.allow(now, 2) {
+	if !s.allow(now, 2, 0) || !s.allow(now, 2, 0) || s.allow(now, 2, 0) {
 		t.Fatal("want the first 2 events of a second")
 	}
-	if !s.allow(now.Add(time.Second), 2) {
+	if !s.allow(now.Add(time.Second), 2, 0) {
 		t.Fatal("a new second must reset the count")
+	}
+	var th sampler
+	var passed []int
+	for i := 1; i <= 25; i++ {
+		if th.allow(now, 3, 10) {
+			passed = append(passed, i)
+		}
+	}
+	if fmt.Sprint(passed) != "[1 2 3 13 23]" {
+		t.Errorf("first 3 then one in 10: passed %v", passed)
 	}
 }

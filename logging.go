@@ -18,7 +18,9 @@ const (
 	logSampleThereafter = 100
 )
 
-// provisionLogging sets up the sampled logger used on the request path.
+// provisionLogging sets up the sampled logger used on the request path,
+// and the samplers of the rejection lines (sampled before zap sees them, so
+// a refusal that is not logged reads no clock).
 func (h *Handler) provisionLogging() error {
 	h.logLevel = zapcore.InfoLevel
 	if h.LogLevel != "" {
@@ -31,14 +33,18 @@ func (h *Handler) provisionLogging() error {
 	h.sampled = h.logger.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 		return zapcore.NewSamplerWithOptions(c, time.Second, logSampleFirst, logSampleThereafter)
 	}))
+	h.rejectLog, h.shadowLog = new(sampler), new(sampler)
 	return nil
 }
 
 // logRejection writes one sampled line for a refused request and adds the
 // decision to the access log.
-func (h *Handler) logRejection(r *http.Request, repl *caddy.Replacer, sc *scratch, shown int) {
+func (h *Handler) logRejection(r *http.Request, repl *caddy.Replacer, sc *scratch, shown int, now time.Time) {
 	h.accessLogFields(r, sc.zones[shown], outcomeDenied)
-	if ce := h.sampled.Check(h.logLevel, "rate limit exceeded"); ce != nil {
+	if !h.rejectLog.allow(now, logSampleFirst, logSampleThereafter) {
+		return
+	}
+	if ce := h.logger.Check(h.logLevel, "rate limit exceeded"); ce != nil {
 		ce.Write(h.decisionFields(repl, sc, shown)...)
 	}
 }
@@ -52,7 +58,10 @@ func (h *Handler) logShadow(r *http.Request, repl *caddy.Replacer, sc *scratch, 
 			continue
 		}
 		h.accessLogFields(r, sc.zones[i], outcomeShadowDenied)
-		if ce := h.sampled.Check(h.logLevel, "rate limit exceeded in shadow mode"); ce != nil {
+		if !h.shadowLog.allow(time.Now(), logSampleFirst, logSampleThereafter) {
+			return
+		}
+		if ce := h.logger.Check(h.logLevel, "rate limit exceeded in shadow mode"); ce != nil {
 			ce.Write(h.decisionFields(repl, sc, i)...)
 		}
 		return

@@ -112,8 +112,10 @@ type Handler struct {
 	apiKeyLookups []prometheus.Counter
 	// events is Caddy's events app; eventSample samples exceeded events.
 	events      *caddyevents.App
-	eventSample *eventSampler
-	ctx         caddy.Context
+	eventSample *sampler
+	// rejectLog and shadowLog sample the rejection log lines.
+	rejectLog, shadowLog *sampler
+	ctx                  caddy.Context
 }
 
 // CaddyModule returns the Caddy module information.
@@ -255,9 +257,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	vals := h.headerValues(shown, blocked)
 	h.writeHeaders(w.Header(), sc, shown, &vals)
 	if blocked {
+		now := start // one clock read serves the log and event samplers
+		if now.IsZero() {
+			now = time.Now()
+		}
 		h.annotateSpan(r, sc, shown, outcomeDenied)
-		h.logRejection(r, repl, sc, shown)
-		h.emitExceeded(repl, sc, shown)
+		h.logRejection(r, repl, sc, shown, now)
+		h.emitExceeded(repl, sc, shown, now)
 		return h.refuseInto(w, r, sc.out[shown].RetryAfter, sc.body[:0], &vals)
 	}
 	h.annotateSpan(r, sc, shown, sc.outcome())

@@ -234,8 +234,8 @@ func (a *App) keyRequest(zone string, key control.KeyRef) (zoneRef, store.Reques
 		}
 		copy(k[:], b)
 	}
-	zov, _ := ref.h.zoneOverride(ref.z)
-	p, shadow := ref.h.effective(ref.z, zov, k)
+	lz, _ := ref.h.live(ref.z)
+	p, shadow := ref.h.effective(ref.z, lz, k)
 	return ref, store.Request{Zone: zone, Key: k, Algorithm: ref.z.alg, Policy: p, Cost: 1, Shadow: shadow, Peek: true}, nil
 }
 

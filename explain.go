@@ -159,7 +159,7 @@ func (h *Handler) explain(r *http.Request, server string, out *control.Explanati
 	var idx []int
 	for _, z := range h.zones {
 		ze := control.ZoneExplain{Server: server, Zone: z.name}
-		zov, enabled := h.zoneOverride(z)
+		lz, enabled := h.live(z)
 		var ok bool
 		ok, ze.Reason, ze.Errors = explainMatch(z, r, enabled)
 		if ok {
@@ -176,7 +176,7 @@ func (h *Handler) explain(r *http.Request, server string, out *control.Explanati
 			if z.LogKey {
 				ze.Key = raw
 			}
-			p, shadow := h.effective(z, zov, key)
+			p, shadow := h.effective(z, lz, key)
 			ze.Limit = p.Limit
 			reqs = append(reqs, store.Request{Zone: z.name, Key: key, Algorithm: z.alg, Policy: p, Cost: cost, Shadow: shadow, Peek: true})
 			idx = append(idx, len(out.Zones))

@@ -12,32 +12,34 @@ import (
 	"github.com/ratewarden/ratewarden/store"
 )
 
-// zoneOverride returns the zone's live override and whether the zone is
-// switched on. With no override registry (a handler provisioned without the
-// app) there is none.
-func (h *Handler) zoneOverride(z *Zone) (*control.ZoneOverride, bool) {
+// liveZone is a zone's live overrides as one request sees them.
+type liveZone struct {
+	view control.ZoneView
+	zone *control.ZoneOverride
+}
+
+// live looks the zone's overrides up once and reports whether the zone is
+// switched on. Without an override registry (a handler provisioned without
+// the app) there are none.
+func (h *Handler) live(z *Zone) (liveZone, bool) {
 	if h.overrides == nil {
-		return nil, true
+		return liveZone{}, true
 	}
-	ov := h.overrides.Zone(z.name)
-	if ov != nil && ov.Enabled != nil && !*ov.Enabled {
-		return ov, false
-	}
-	return ov, true
+	v := h.overrides.For(z.name)
+	lz := liveZone{view: v, zone: v.Zone()}
+	return lz, lz.zone == nil || lz.zone.Enabled == nil || *lz.zone.Enabled
 }
 
 // effective applies the live overrides of the zone and of the key to the
 // zone's policy and mode. A policy the store cannot decide is ignored (and
 // logged): the configured policy stays in force.
-func (h *Handler) effective(z *Zone, zov *control.ZoneOverride, key store.Key) (algorithms.Policy, bool) {
+func (h *Handler) effective(z *Zone, lz liveZone, key store.Key) (algorithms.Policy, bool) {
 	p, shadow := z.policy, z.Shadow
-	if zov != nil {
-		p, shadow = applyZoneOverride(p, shadow, zov)
+	if lz.zone != nil {
+		p, shadow = applyZoneOverride(p, shadow, lz.zone)
 	}
-	if h.overrides != nil && h.overrides.HasKeyOverrides(z.name) {
-		if kov := h.overrides.Key(z.name, key); kov != nil {
-			p = applyKeyOverride(p, kov)
-		}
+	if kov := lz.view.Key(key); kov != nil {
+		p = applyKeyOverride(p, kov)
 	}
 	if p == z.policy {
 		return p, shadow

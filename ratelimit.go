@@ -299,7 +299,7 @@ func (h *Handler) storeFailed(w http.ResponseWriter, r *http.Request, next caddy
 // for the store.
 func (h *Handler) collect(r *http.Request, repl *caddy.Replacer, sc *scratch) {
 	for _, z := range h.zones {
-		zov, enabled := h.zoneOverride(z)
+		lz, enabled := h.live(z)
 		if !enabled {
 			continue
 		}
@@ -318,10 +318,7 @@ func (h *Handler) collect(r *http.Request, repl *caddy.Replacer, sc *scratch) {
 		if err != nil {
 			h.sampled.Warn("rate_limit cost_expression failed; charging 1", zap.String("zone", z.name), zap.Error(err))
 		}
-		policy, shadow := z.policy, z.Shadow
-		if zov != nil || h.overrides != nil {
-			policy, shadow = h.effective(z, zov, key)
-		}
+		policy, shadow := h.effective(z, lz, key)
 		sc.zones = append(sc.zones, z)
 		sc.raw = append(sc.raw, raw)
 		sc.reqs = append(sc.reqs, store.Request{

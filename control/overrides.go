@@ -62,36 +62,57 @@ func (o *Overrides) Start(ctx context.Context) error {
 	return nil
 }
 
-// Zone returns the zone's active override, or nil. The override is shared:
-// do not modify it. No allocation, no lock.
-func (o *Overrides) Zone(zone string) *ZoneOverride {
-	z := o.m.load().zones[zone]
-	if z == nil || z.zone == nil || passed(z.zone.ExpiresAt, o.opts.Now()) {
-		return nil
-	}
-	return z.zone
+// ZoneView is one zone's live overrides in one snapshot. The handler looks
+// a zone up once per request and reads both the zone's override and its
+// keys' from the view. The zero ZoneView has no overrides.
+type ZoneView struct {
+	z   *zoneOverrides
+	now func() time.Time
 }
 
-// Key returns the key's active override, or nil. The override is shared:
-// do not modify it. No allocation, no lock.
-func (o *Overrides) Key(zone string, key store.Key) *KeyOverride {
-	z := o.m.load().zones[zone]
-	if z == nil {
+// For returns zone's view. No allocation, no lock.
+func (o *Overrides) For(zone string) ZoneView {
+	return ZoneView{z: o.m.load().zones[zone], now: o.opts.Now}
+}
+
+// Zone returns the zone's active override, or nil. The override is shared:
+// do not modify it.
+func (v ZoneView) Zone() *ZoneOverride {
+	if v.z == nil || v.z.zone == nil || v.expired(v.z.zone.ExpiresAt) {
 		return nil
 	}
-	k := z.keys[key]
-	if k == nil || passed(k.ExpiresAt, o.opts.Now()) {
+	return v.z.zone
+}
+
+// Key returns the key's active override, or nil. A zone without key
+// overrides costs no hashing. The override is shared: do not modify it.
+func (v ZoneView) Key(key store.Key) *KeyOverride {
+	if v.z == nil || len(v.z.keys) == 0 {
+		return nil
+	}
+	k := v.z.keys[key]
+	if k == nil || v.expired(k.ExpiresAt) {
 		return nil
 	}
 	return k
 }
 
-// HasKeyOverrides reports whether zone has any active key override, so the
-// handler can skip Key for zones without any.
-func (o *Overrides) HasKeyOverrides(zone string) bool {
-	z := o.m.load().zones[zone]
-	return z != nil && len(z.keys) > 0 && (z.keysForever || o.opts.Now().Before(z.keysUntil))
+// HasKeys reports whether the zone has any active key override.
+func (v ZoneView) HasKeys() bool {
+	return v.z != nil && len(v.z.keys) > 0 && (v.z.keysForever || v.now().Before(v.z.keysUntil))
 }
+
+// expired reads the clock only for an override that can expire.
+func (v ZoneView) expired(at *time.Time) bool { return at != nil && passed(at, v.now()) }
+
+// Zone returns the zone's active override, or nil (For(zone).Zone()).
+func (o *Overrides) Zone(zone string) *ZoneOverride { return o.For(zone).Zone() }
+
+// Key returns the key's active override, or nil (For(zone).Key(key)).
+func (o *Overrides) Key(zone string, key store.Key) *KeyOverride { return o.For(zone).Key(key) }
+
+// HasKeyOverrides reports whether zone has any active key override.
+func (o *Overrides) HasKeyOverrides(zone string) bool { return o.For(zone).HasKeys() }
 
 // SetZone creates or replaces a zone override. An invalid override gives a
 // *FieldError (ErrInvalid). UpdatedAt is set here. before is the active

@@ -1,13 +1,13 @@
 package ratewarden
 
 import (
-	"errors"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratewarden/ratewarden/control"
+	"github.com/ratewarden/ratewarden/store"
 )
 
 // Outcomes of a zone's decision, the values of the outcome label.
@@ -64,19 +64,7 @@ func initMetrics() {
 // registerMetrics registers the collectors on the config load's registry.
 func registerMetrics(ctx caddy.Context) error {
 	initMetrics()
-	reg := ctx.GetMetricsRegistry()
-	if reg == nil {
-		return nil
-	}
-	for _, c := range []prometheus.Collector{metrics.decisions, metrics.latency, metrics.apiKeyLookups, metrics.overridesActive} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return err
-			}
-		}
-	}
-	return nil
+	return store.RegisterCollectors(ctx, metrics.decisions, metrics.latency, metrics.apiKeyLookups, metrics.overridesActive)
 }
 
 // zoneCounters holds a zone's decision counters, resolved once so the

@@ -1,11 +1,12 @@
 package memory
 
 import (
-	"errors"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratewarden/ratewarden/store"
 )
 
 // Metrics.
@@ -40,17 +41,7 @@ func initCollectors() {
 // stores share them.
 func registerCollectors(ctx caddy.Context) error {
 	initCollectors()
-	reg := ctx.GetMetricsRegistry()
-	if reg == nil {
-		return nil
-	}
-	if err := reg.Register(collectors.keys); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return err
-		}
-	}
-	return nil
+	return store.RegisterCollectors(ctx, collectors.keys)
 }
 
 // keysCollector reports the live keys of the stores in the pool, which

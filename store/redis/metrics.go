@@ -1,11 +1,12 @@
 package redis
 
 import (
-	"errors"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ratewarden/ratewarden/store"
 )
 
 // Operations, the values of the operation label.
@@ -78,20 +79,8 @@ func initCollectors() {
 // registry.
 func registerCollectors(ctx caddy.Context) error {
 	initCollectors()
-	reg := ctx.GetMetricsRegistry()
-	if reg == nil {
-		return nil
-	}
-	for _, c := range []prometheus.Collector{collectors.errors, collectors.state, collectors.duration, collectors.fallbacks,
-		collectors.batchSize, collectors.roundTrips, collectors.cacheHits} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return err
-			}
-		}
-	}
-	return nil
+	return store.RegisterCollectors(ctx, collectors.errors, collectors.state, collectors.duration, collectors.fallbacks,
+		collectors.batchSize, collectors.roundTrips, collectors.cacheHits)
 }
 
 // storeMetrics are one store's series, resolved once so that a decision

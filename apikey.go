@@ -196,8 +196,7 @@ func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, res contr
 		}
 		w.Header().Set("WWW-Authenticate", v)
 	}
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok &&
-		srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+	if hasErrorRoutes(r) {
 		return caddyhttp.Error(http.StatusUnauthorized, fmt.Errorf("%s", detail))
 	}
 	hdr := w.Header()

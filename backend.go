@@ -50,14 +50,14 @@ func (a *App) handlers() []handlerRef {
 	for _, n := range names {
 		srv := httpApp.Servers[n]
 		add := func(h *Handler) { out = append(out, handlerRef{server: n, h: h}) }
-		walkHandlers(srv.Routes, add)
+		walkRoutes(srv.Routes, nil, nil, add)
 		for _, rt := range srv.NamedRoutes {
 			if rt != nil {
-				walkHandlers(caddyhttp.RouteList{*rt}, add)
+				walkRoutes(caddyhttp.RouteList{*rt}, nil, nil, add)
 			}
 		}
 		if srv.Errors != nil {
-			walkHandlers(srv.Errors.Routes, add)
+			walkRoutes(srv.Errors.Routes, nil, nil, add)
 		}
 	}
 	return out
@@ -74,21 +74,6 @@ func (a *App) httpApp() *caddyhttp.App {
 	}
 	httpApp, _ := v.(*caddyhttp.App)
 	return httpApp
-}
-
-// walkHandlers calls fn for each rate_limit handler in routes, descending
-// into subroutes.
-func walkHandlers(routes caddyhttp.RouteList, fn func(*Handler)) {
-	for _, rt := range routes {
-		for _, mh := range rt.Handlers {
-			switch v := mh.(type) {
-			case *Handler:
-				fn(v)
-			case *caddyhttp.Subroute:
-				walkHandlers(v.Routes, fn)
-			}
-		}
-	}
 }
 
 // zoneRefs lists every zone occurrence, grouped by name in name order.

@@ -48,7 +48,7 @@ func (a *App) Explain(ctx context.Context, req control.ExplainRequest) (control.
 			return control.Explanation{}, err
 		}
 		var reached []*Handler
-		reachHandlers(srv.Routes, r, map[string]bool{}, func(h *Handler) { reached = append(reached, h) })
+		walkRoutes(srv.Routes, r, map[string]bool{}, func(h *Handler) { reached = append(reached, h) })
 		for _, h := range reached {
 			if err := h.explain(r, n, &out); err != nil {
 				return out, err
@@ -95,35 +95,39 @@ func syntheticRequest(ctx context.Context, req control.ExplainRequest, srv *cadd
 	return caddyhttp.PrepareRequest(r, repl, nullWriter{}, srv), nil
 }
 
-// reachHandlers calls fn for each rate_limit handler a request reaches
-// through routes whose matchers match it. As in Caddy, once a route of a
-// group (a `handle` block, say) has matched, the group's other routes are
-// skipped; groups holds the groups matched so far in this request.
-func reachHandlers(routes caddyhttp.RouteList, r *http.Request, groups map[string]bool, fn func(*Handler)) bool {
+// walkRoutes calls fn for each rate_limit handler in routes, descending
+// into subroutes. With a request r, only the handlers r reaches count: as
+// in Caddy, a route applies when its matchers match, once a route of a
+// group (a `handle` block, say) has matched the group's other routes are
+// skipped (groups holds the groups matched so far), and a terminal route
+// ends the walk (the result is true then). With r nil, every handler
+// counts.
+func walkRoutes(routes caddyhttp.RouteList, r *http.Request, groups map[string]bool, fn func(*Handler)) bool {
 	for _, rt := range routes {
-		if rt.Group != "" && groups[rt.Group] {
-			continue
-		}
-		if len(rt.MatcherSets) > 0 {
-			ok, err := rt.MatcherSets.AnyMatchWithError(r)
-			if err != nil || !ok {
+		if r != nil {
+			if rt.Group != "" && groups[rt.Group] {
 				continue
 			}
-		}
-		if rt.Group != "" {
-			groups[rt.Group] = true
+			if len(rt.MatcherSets) > 0 {
+				if ok, err := rt.MatcherSets.AnyMatchWithError(r); err != nil || !ok {
+					continue
+				}
+			}
+			if rt.Group != "" {
+				groups[rt.Group] = true
+			}
 		}
 		for _, mh := range rt.Handlers {
 			switch v := mh.(type) {
 			case *Handler:
 				fn(v)
 			case *caddyhttp.Subroute:
-				if reachHandlers(v.Routes, r, groups, fn) {
+				if walkRoutes(v.Routes, r, groups, fn) {
 					return true
 				}
 			}
 		}
-		if rt.Terminal {
+		if r != nil && rt.Terminal {
 			return true
 		}
 	}

@@ -187,8 +187,7 @@ func (h *Handler) refuseInto(w http.ResponseWriter, r *http.Request, wait time.D
 	secs := max(ceilSeconds(h.jitterWait(wait)), 1)
 	hdr := w.Header()
 	hdr["Retry-After"] = vals.one(itoa(secs))
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok &&
-		srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+	if hasErrorRoutes(r) {
 		return caddyhttp.Error(http.StatusTooManyRequests, errors.New("rate limit exceeded; retry after "+itoa(secs)+"s"))
 	}
 	hdr["Content-Type"] = vals.one(problemType)
@@ -253,4 +252,12 @@ func ceilSeconds(d time.Duration) int64 {
 		return 0
 	}
 	return int64((d + time.Second - 1) / time.Second)
+}
+
+// hasErrorRoutes reports whether r's server has handle_errors routes: a
+// refusal is then returned as a Caddy error for them to render, instead of
+// a problem+json body written here.
+func hasErrorRoutes(r *http.Request) bool {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	return ok && srv.Errors != nil && len(srv.Errors.Routes) > 0
 }

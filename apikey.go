@@ -150,12 +150,8 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, repl *caddy.R
 	if h.apiKeyLookups != nil {
 		h.apiKeyLookups[res].Inc()
 	}
-	repl.Set(phAPIKeyResult, a.results[res])
+	a.setPlaceholders(repl, id, res)
 	if res == control.LookupOK {
-		repl.Set(phAPIKeyID, id.Values[0])
-		repl.Set(phAPIKeyName, id.Values[1])
-		repl.Set(phAPIKeyTier, id.Values[2])
-		repl.Set(phAPIKeyOwner, id.Values[3])
 		return false, nil
 	}
 	if tok != "" {
@@ -167,6 +163,20 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request, repl *caddy.R
 		return false, nil
 	}
 	return true, h.unauthorized(w, r, res)
+}
+
+// setPlaceholders publishes a lookup: its result, and for a verified key
+// its id, name, tier and owner (boxed once per key, so this does not
+// allocate).
+func (a *APIKeyAuth) setPlaceholders(repl *caddy.Replacer, id *control.Identity, res control.LookupResult) {
+	repl.Set(phAPIKeyResult, a.results[res])
+	if res != control.LookupOK {
+		return
+	}
+	repl.Set(phAPIKeyID, id.Values[0])
+	repl.Set(phAPIKeyName, id.Values[1])
+	repl.Set(phAPIKeyTier, id.Values[2])
+	repl.Set(phAPIKeyOwner, id.Values[3])
 }
 
 // chargeFailure counts a failed lookup against the client IP and reports

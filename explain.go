@@ -148,12 +148,9 @@ func (h *Handler) explain(r *http.Request, server string, out *control.Explanati
 	if a := h.APIKey; a != nil {
 		id, res := a.keys.Lookup(a.token(r))
 		ak := &control.ExplainAPIKey{Result: res.String()}
+		a.setPlaceholders(repl, id, res)
 		if res == control.LookupOK {
 			ak.ID, ak.Name, ak.Tier = id.ID, id.Name, id.Tier
-			repl.Set(phAPIKeyID, id.Values[0])
-			repl.Set(phAPIKeyName, id.Values[1])
-			repl.Set(phAPIKeyTier, id.Values[2])
-			repl.Set(phAPIKeyOwner, id.Values[3])
 		} else if a.Require {
 			out.Decision = "unauthorized"
 		}

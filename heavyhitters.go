@@ -6,6 +6,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/ratewarden/ratewarden/control"
+	"github.com/ratewarden/ratewarden/store"
 	"github.com/ratewarden/ratewarden/topk"
 )
 
@@ -75,7 +76,7 @@ func (a *App) Top(zone string, n int) (control.TopKeys, error) {
 	}
 	out.Total = s.Total()
 	for _, e := range s.Top(n) {
-		tk := control.TopKey{KeyHash: fmt.Sprintf("%x", e.Key), Count: e.Count, Error: e.Error}
+		tk := control.TopKey{KeyHash: store.Key(e.Key).String(), Count: e.Count, Error: e.Error}
 		if refs[0].z.LogKey {
 			tk.Key = e.Label
 		} else {

@@ -34,7 +34,10 @@ import (
 // need, without adding hooks to a client that is shared across reloads.
 // BenchmarkTakeParallel compares the two.
 //
-// A batch is one pipeline. On Cluster and Ring, go-redis sends a
+// A batch is one pipeline. On a standalone server or a Sentinel-managed
+// primary, whose keys all live on one server, its calls are also merged
+// into one script call (execMerged), so that Redis runs one script per
+// batch instead of one per decision. On Cluster and Ring, go-redis sends a
 // pipeline's commands to each node they live on, in parallel; it still
 // counts as one round trip. Scripts a server has lost (NOSCRIPT, after a
 // restart, a failover or SCRIPT FLUSH) are sent again with EVAL, which
@@ -103,7 +106,7 @@ func (s *Store) WithThroughput(t Throughput) *Store {
 	t = t.withDefaults()
 	s.batch = nil
 	if p, ok := s.c.(pipelineClient); ok && !t.DisablePipelining {
-		s.batch = &batcher{p: p, max: t.PipelineMaxBatch, width: t.PipelineWidth, m: &s.g.m}
+		s.batch = &batcher{p: p, max: t.PipelineMaxBatch, width: t.PipelineWidth, m: &s.g.m, merge: !s.split}
 	}
 	s.denied = nil
 	if t.DenyCache > 0 {
@@ -149,6 +152,9 @@ type batcher struct {
 	max   int
 	width int
 	m     *storeMetrics
+	// merge sends a batch as one script call instead of one per decision,
+	// on clients whose keys all live on one server; see execMerged.
+	merge bool
 
 	mu       sync.Mutex
 	pending  []*scriptCall
@@ -326,6 +332,15 @@ func pipelineContext(calls []*scriptCall) (context.Context, context.CancelFunc) 
 // otherwise, finishes every call that got a reply and returns those that
 // got NOSCRIPT.
 func (b *batcher) exec(ctx context.Context, calls []*scriptCall, eval bool) []*scriptCall {
+	if b.merge && len(calls) > 1 {
+		cmds := make([][]any, len(calls))
+		for i, call := range calls {
+			cmds[i] = call.cmd
+		}
+		if merged, sizes, ok := mergeCommands(cmds); ok {
+			return b.execMerged(ctx, calls, merged, sizes, eval)
+		}
+	}
 	pipe := b.p.Pipeline()
 	cmds := make([]*goredis.Cmd, len(calls))
 	for i, call := range calls {
@@ -356,6 +371,54 @@ func (b *batcher) exec(ctx context.Context, calls []*scriptCall, eval bool) []*s
 		call.finish(reply, err)
 	}
 	return retry
+}
+
+// execMerged sends calls as one script call, merged (the take script's
+// batch; see mergeCommands), with EVAL when eval is set and EVALSHA
+// otherwise. It hands each call its part of the reply and returns the
+// calls, to be sent again with EVAL, when the server answered NOSCRIPT.
+//
+// Redis then runs one script for the batch rather than one per decision:
+// the script's set-up (its locals and the algorithm table), the TIME call,
+// the command's parsing and its reply are paid once. The calls are still
+// decided one after another, each all-or-nothing on its own, exactly as a
+// pipeline of separate calls is; but a reply Redis cannot give (a Lua
+// error, which only a bug causes) fails every call of the batch.
+func (b *batcher) execMerged(ctx context.Context, calls []*scriptCall, merged []any, sizes []int, eval bool) []*scriptCall {
+	if eval {
+		merged = asEval(merged)
+	}
+	cmd := goredis.NewCmd(ctx, merged...)
+	cmd.SetFirstKeyPos(cmdKeys)
+	pipe := b.p.Pipeline()
+	_ = pipe.Process(ctx, cmd)
+	_, _ = pipe.Exec(ctx)
+	b.m.roundTrips.Inc()
+	b.m.batchSize.Observe(float64(len(calls)))
+	reply, err := cmd.Result()
+	if !eval && isNoScript(err) {
+		return calls
+	}
+	vals, _ := reply.([]any)
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	if err == nil && len(vals) != 4*total {
+		err = fmt.Errorf("take script replied a %T of %d values to a batch of %d requests", reply, len(vals), total)
+	}
+	off := 0
+	for i, call := range calls {
+		annotate(call.ctx, attrBatchSize.Int(len(calls)))
+		if err != nil {
+			call.finish(nil, err)
+			continue
+		}
+		end := off + 4*sizes[i]
+		call.finish(vals[off:end:end], nil)
+		off = end
+	}
+	return nil
 }
 
 func (call *scriptCall) finish(reply any, err error) {

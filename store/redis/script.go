@@ -3,6 +3,7 @@ package redis
 import (
 	"embed"
 	"fmt"
+	"strconv"
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -146,6 +147,54 @@ func asEval(cmd []any) []any {
 	copy(ev, cmd)
 	ev[0], ev[1] = evalName, takeBody
 	return ev
+}
+
+// mergeCommands returns the EVALSHA command that runs cmds, take script
+// commands built by Store.eval, as one batch (see the end of lua/take.lua),
+// and how many requests each of them has. It returns ok false when they
+// cannot be merged: a dry run, or calls with different times or TTLs (only
+// tests set those).
+func mergeCommands(cmds [][]any) (merged []any, sizes []int, ok bool) {
+	sizes = make([]int, len(cmds))
+	total, words := 0, 0
+	var header []any
+	for i, cmd := range cmds {
+		n, isInt := cmd[2].(int64)
+		if !isInt || len(cmd) != commandLen(int(n)) {
+			return nil, nil, false
+		}
+		h := cmd[cmdKeys+int(n) : cmdKeys+int(n)+cmdHeader]
+		if dry, _ := h[2].(int); dry != 0 {
+			return nil, nil, false
+		}
+		if header == nil {
+			header = h
+		} else if h[0] != header[0] || h[1] != header[1] {
+			return nil, nil, false
+		}
+		sizes[i] = int(n)
+		total += int(n)
+		words += len(cmd)
+	}
+	var mode strings.Builder
+	mode.Grow(2 * len(sizes))
+	mode.WriteByte('b')
+	for i, n := range sizes {
+		if i > 0 {
+			mode.WriteByte(',')
+		}
+		mode.WriteString(strconv.Itoa(n))
+	}
+	merged = make([]any, 0, words)
+	merged = append(merged, evalShaName, takeHash, int64(total))
+	for i, cmd := range cmds {
+		merged = append(merged, cmd[cmdKeys:cmdKeys+sizes[i]]...)
+	}
+	merged = append(merged, header[0], header[1], mode.String())
+	for i, cmd := range cmds {
+		merged = append(merged, cmd[cmdKeys+sizes[i]+cmdHeader:]...)
+	}
+	return merged, sizes, true
 }
 
 // appendArgs appends the script arguments of request r. The window is the

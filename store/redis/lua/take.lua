@@ -4,7 +4,8 @@
 -- microseconds, or '' to read the server's TIME (production never passes a
 -- time; the conformance suite does). ARGV[2] is the shortest TTL to set, in
 -- milliseconds. ARGV[3] is 1 for a dry run, which decides as usual but
--- writes nothing, else 0. Request i's arguments start at ARGV[4 + 6*(i-1)]:
+-- writes nothing, 0 otherwise, or a batch of calls (see the end of this
+-- file). Request i's arguments start at ARGV[4 + 6*(i-1)]:
 -- algorithm id, limit, window in microseconds (at least 1), effective
 -- burst, cost and flags (1 shadow, 2 peek, 4 concurrency with the default
 -- lease).
@@ -68,38 +69,72 @@ local function commit(key, alg, s, reset)
   if alg == LOG_ALG then log_store(s, ttl) else scalar_store(key, s, ttl) end
 end
 
--- One request, the common case: no bookkeeping of states across requests.
-if #KEYS == 1 then
-  local alg, flags, _, nxt, d = decide(1, nil)
-  if not alg then return redis.error_reply('ratewarden: bad arguments for request 1') end
-  if d[1] ~= 0 and bit.band(flags, PEEK) == 0 and not dry then commit(KEYS[1], alg, nxt, d[4]) end
-  return d
+-- take_group decides requests first..last as one Take call: all of them or
+-- none of them are charged (see the header). It appends four integers per
+-- request to reply and returns nil, or returns an error message.
+local function take_group(first, last, dry, reply)
+  if first == last then
+    -- One request, the common case: no bookkeeping of states across
+    -- requests.
+    local alg, flags, _, nxt, d = decide(first, nil)
+    if not alg then return 'ratewarden: bad arguments for request ' .. first end
+    if d[1] ~= 0 and bit.band(flags, PEEK) == 0 and not dry then commit(KEYS[first], alg, nxt, d[4]) end
+    local n = #reply
+    reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = d[1], d[2], d[3], d[4]
+    return nil
+  end
+  local state, final, order = {}, {}, {}
+  local blocked = false
+  for i = first, last do
+    local key = KEYS[i]
+    local alg, flags, s, nxt, d = decide(i, state[key])
+    if not alg then return 'ratewarden: bad arguments for request ' .. i end
+    state[key] = s
+    for j = 1, 4 do reply[#reply + 1] = d[j] end
+
+    if d[1] == 0 then
+      if bit.band(flags, SHADOW) == 0 then blocked = true end
+    elseif bit.band(flags, PEEK) == 0 then
+      state[key] = nxt
+      if not final[key] then order[#order + 1] = key end
+      final[key] = {alg, nxt, d[4]}
+    end
+  end
+
+  if not blocked and not dry then
+    for _, key in ipairs(order) do
+      local f = final[key]
+      commit(key, f[1], f[2], f[3])
+    end
+  end
+  return nil
 end
 
-local reply, state, final, order = {}, {}, {}, {}
-local blocked = false
-for i = 1, #KEYS do
-  local key = KEYS[i]
-  local alg, flags, s, nxt, d = decide(i, state[key])
-  if not alg then
-    return redis.error_reply('ratewarden: bad arguments for request ' .. i)
-  end
-  state[key] = s
-  for j = 1, 4 do reply[#reply + 1] = d[j] end
-
-  if d[1] == 0 then
-    if bit.band(flags, SHADOW) == 0 then blocked = true end
-  elseif bit.band(flags, PEEK) == 0 then
-    state[key] = nxt
-    if not final[key] then order[#order + 1] = key end
-    final[key] = {alg, nxt, d[4]}
-  end
+local reply = {}
+local mode = ARGV[3]
+if string.byte(mode, 1) ~= 98 then -- not 'b': one call, '1' for a dry run
+  local err = take_group(1, #KEYS, mode == '1', reply)
+  if err then return redis.error_reply(err) end
+  return reply
 end
 
-if not blocked and not dry then
-  for _, key in ipairs(order) do
-    local f = final[key]
-    commit(key, f[1], f[2], f[3])
+-- A batch: several Take calls of one store merged into one script run, to
+-- spare Redis a script call and a reply per decision. ARGV[3] is 'b'
+-- followed by each call's number of requests ('b1,2,1'); the calls' keys
+-- and request arguments follow one another. Each call is decided as if it
+-- ran on its own, after the calls before it, and the replies follow one
+-- another too. A batch is never a dry run.
+local first = 1
+for n in string.gmatch(mode, '%d+') do
+  local last = first + tonumber(n) - 1
+  if tonumber(n) < 1 or last > #KEYS then
+    return redis.error_reply('ratewarden: batch sizes do not match the keys')
   end
+  local err = take_group(first, last, false, reply)
+  if err then return redis.error_reply(err) end
+  first = last + 1
+end
+if first ~= #KEYS + 1 then
+  return redis.error_reply('ratewarden: batch sizes do not match the keys')
 end
 return reply

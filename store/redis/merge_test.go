@@ -1,0 +1,137 @@
+package redis
+
+import (
+	"context"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ratewarden/ratewarden/algorithms"
+	"github.com/ratewarden/ratewarden/store"
+)
+
+// command builds the take script command Store.eval sends for keys, with
+// the given time and dry flag and one GCRA request per key.
+func command(keys []string, now any, dry int) []any {
+	cmd := appendCommand(nil, keys)
+	cmd = append(cmd, now, int64(1), dry)
+	for range keys {
+		cmd = append(cmd, int64(algGCRA), int64(10), int64(1000), int64(10), int64(1), int64(0))
+	}
+	return cmd
+}
+
+func TestMergeCommandsLaysOutOneBatch(t *testing.T) {
+	a := command([]string{"k1"}, "", 0)
+	b := command([]string{"k2", "k3"}, "", 0)
+	merged, sizes, ok := mergeCommands([][]any{a, b})
+	if !ok {
+		t.Fatal("two plain calls were not merged")
+	}
+	if !reflect.DeepEqual(sizes, []int{1, 2}) {
+		t.Errorf("sizes %v, want [1 2]", sizes)
+	}
+	want := []any{evalShaName, takeHash, int64(3), "k1", "k2", "k3", "", int64(1), "b1,2"}
+	want = append(want, a[cmdKeys+1+cmdHeader:]...)
+	want = append(want, b[cmdKeys+2+cmdHeader:]...)
+	if !reflect.DeepEqual(merged, want) {
+		t.Errorf("merged\n%v\nwant\n%v", merged, want)
+	}
+	if len(merged) != commandLen(3) {
+		t.Errorf("merged command has %d words, want %d", len(merged), commandLen(3))
+	}
+}
+
+func TestMergeCommandsRefusesCallsThatDiffer(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cmds [][]any
+	}{
+		{"a dry run", [][]any{command([]string{"k1"}, "", 0), command([]string{"k2"}, "", 1)}},
+		{"different times", [][]any{command([]string{"k1"}, int64(5), 0), command([]string{"k2"}, int64(6), 0)}},
+		{"a command of the wrong length", [][]any{command([]string{"k1"}, "", 0), command([]string{"k2"}, "", 0)[:8]}},
+	} {
+		if _, _, ok := mergeCommands(tc.cmds); ok {
+			t.Errorf("%s: merged", tc.name)
+		}
+	}
+}
+
+// TestMergedBatchesAreAllOrNothingPerCall sends calls of two zones each,
+// merged into batches: every call is decided on its own, all or nothing,
+// so the wide zone is charged exactly as often as the narrow one admits.
+func TestMergedBatchesAreAllOrNothingPerCall(t *testing.T) {
+	t.Parallel()
+	const narrowLimit, workers, attempts = 40, 48, 4
+	srv := startServer(t)
+	c := srv.client(t)
+	s := pipelinedStore(t, c, Throughput{PipelineWidth: 1})
+	gcra, fixed := lookup(t, "gcra"), lookup(t, "fixed_window")
+	wide := req(gcra, "wide", key("k"), 1000, time.Hour, 1)
+	narrow := req(fixed, "narrow", key("k"), narrowLimit, time.Hour, 1)
+
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range attempts {
+				out := make([]algorithms.Decision, 2)
+				if err := s.Take(context.Background(), []store.Request{wide, narrow}, out); err != nil {
+					t.Errorf("Take: %v", err)
+					return
+				}
+				if out[1].Allowed {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := admitted.Load(); got != narrowLimit {
+		t.Errorf("narrow zone admitted %d, want %d", got, narrowLimit)
+	}
+	d, err := s.Inspect(context.Background(), wide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if charged := 1000 - d.Remaining; charged != narrowLimit {
+		t.Errorf("wide zone charged %d times, want %d (only the calls the narrow zone admitted)", charged, narrowLimit)
+	}
+	// Merged: Redis ran fewer scripts than there were calls, one per
+	// pipeline.
+	calls, trips := commandCalls(t, c, "evalsha")+commandCalls(t, c, "eval"), int64(value(t, s.g.m.roundTrips))
+	if n := batchesAbove(t, s, 1); n == 0 {
+		t.Fatal("no pipeline carried more than one call")
+	}
+	if calls != trips {
+		t.Errorf("Redis ran %d scripts for %d pipelines, want one per pipeline", calls, trips)
+	}
+}
+
+// TestAFailedBatchFailsEachCall sends a merged batch in which one call has
+// arguments the script refuses: the script fails as a whole, and every
+// call of the batch gets the error (none is charged, none hangs).
+func TestAFailedBatchFailsEachCall(t *testing.T) {
+	t.Parallel()
+	c := sharedServer(t).client(t)
+	s := pipelinedStore(t, c, Throughput{})
+	good := command([]string{s.prefix + "good"}, "", 0)
+	bad := command([]string{s.prefix + "bad"}, "", 0)
+	bad[len(bad)-6] = int64(99) // no such algorithm
+	calls := []*scriptCall{
+		{ctx: context.Background(), deadline: time.Now().Add(time.Second), cmd: good, done: make(chan struct{})},
+		{ctx: context.Background(), deadline: time.Now().Add(time.Second), cmd: bad, done: make(chan struct{})},
+	}
+	s.batch.send(calls)
+	for i, call := range calls {
+		<-call.done
+		if call.err == nil {
+			t.Errorf("call %d of a failed batch succeeded: %v", i, call.reply)
+		}
+	}
+	if n, err := c.Exists(context.Background(), s.prefix+"good").Result(); err != nil || n != 0 {
+		t.Errorf("the good call of a failed batch wrote its key: %d, %v", n, err)
+	}
+}

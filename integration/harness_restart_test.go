@@ -99,6 +99,7 @@ func launchIn(t testing.TB, dir string, httpPort, adminPort int, cfg Config) (*C
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
 	)
+	c.cmd.Env = append(c.cmd.Env, cfg.Env...)
 	if err := c.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("running %s: %w", caddyBin, err)
 	}

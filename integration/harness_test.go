@@ -167,6 +167,8 @@ type Config struct {
 	Site string
 	// Extra holds further top-level blocks, verbatim.
 	Extra string
+	// Env holds extra NAME=value environment entries for the process.
+	Env []string
 }
 
 // Caddy is one running Caddy process.

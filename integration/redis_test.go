@@ -30,7 +30,7 @@ type redisServer struct {
 
 // startRedis starts redis-server on port, or on a free port when port is 0,
 // and waits until it answers PING. It is killed when the test ends.
-func startRedis(t testing.TB, port int) *redisServer {
+func startRedis(t testing.TB, port int, extra ...string) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal(missingRedis)
@@ -44,7 +44,7 @@ func startRedis(t testing.TB, port int) *redisServer {
 			}
 			p = ports[0]
 		}
-		srv, err := tryStartRedis(t, p)
+		srv, err := tryStartRedis(t, p, extra...)
 		if err == nil {
 			return srv
 		}
@@ -54,7 +54,7 @@ func startRedis(t testing.TB, port int) *redisServer {
 	}
 }
 
-func tryStartRedis(t testing.TB, port int) (*redisServer, error) {
+func tryStartRedis(t testing.TB, port int, extra ...string) (*redisServer, error) {
 	dir := t.TempDir()
 	srv := &redisServer{
 		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
@@ -67,8 +67,9 @@ func tryStartRedis(t testing.TB, port int) (*redisServer, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	srv.cmd = exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir)
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir}
+	srv.cmd = exec.Command("redis-server", append(args, extra...)...)
 	srv.cmd.Stdout, srv.cmd.Stderr = logf, logf
 	if err := srv.cmd.Start(); err != nil {
 		return nil, err

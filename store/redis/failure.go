@@ -86,7 +86,7 @@ func newGuard(opts Options) *guard {
 	})
 	g.m.state.Set(0)
 	if g.policy == OnFailureLocal {
-		g.local = memory.New(memory.Options{})
+		g.local = memory.New(memory.Options{Now: wallNow})
 	}
 	return g
 }

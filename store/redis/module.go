@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
+	"go.uber.org/zap"
 
 	"github.com/ratewarden/ratewarden/store"
 )
@@ -51,6 +52,10 @@ func (m *Module) Provision(ctx caddy.Context) error {
 	opts.Name = store.NameFromContext(ctx)
 	opts.Logger = ctx.Logger()
 	opts = opts.withDefaults()
+	if clockOffsetSet {
+		opts.Logger.Warn("test-only clock offset in effect: this store's local clock is shifted; unset the variable outside tests",
+			zap.String("variable", TestClockOffsetEnv), zap.Duration("offset", clockOffset))
+	}
 	if err := registerCollectors(ctx); err != nil {
 		return fmt.Errorf("registering redis store metrics: %w", err)
 	}

@@ -115,7 +115,7 @@ func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms
 	if len(reqs) == 0 {
 		return nil
 	}
-	start := time.Now()
+	start := wallNow()
 	if s.denied != nil && s.denied.answer(reqs, out, start) {
 		s.g.m.cacheHits.Inc()
 		annotate(ctx, attrCacheHit.Bool(true))

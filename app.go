@@ -1,6 +1,11 @@
 package ratewarden
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -108,6 +113,44 @@ func loadStore(ctx caddy.Context, name string, raw json.RawMessage) (store.Store
 		return nil, "", fmt.Errorf("store %q: module %T is not a store", name, mod)
 	}
 	return st, backend, nil
+}
+
+// inlineStorePrefix starts the name of a store defined inside a handler.
+const inlineStorePrefix = "inline-"
+
+// inlineNameKey keys the HMAC that names inline stores: random, and the
+// same for every config this process loads.
+var inlineNameKey = func() (k [32]byte) {
+	_, _ = rand.Read(k[:])
+	return k
+}()
+
+// addInlineStore loads the store a handler defines inline (raw, a store
+// module with its "backend"), unless an identical one is loaded already,
+// and returns its name: inlineStorePrefix and an HMAC of raw under a key
+// of this process (a plain hash of settings that may hold a literal
+// password would let anyone who sees the name test guesses of it). The store is
+// the app's like any other (listed, health-checked, cleaned up with the
+// config), and the name is stable across reloads, so its counters or
+// pooled clients are kept.
+func (a *App) addInlineStore(raw json.RawMessage) (string, error) {
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		return "", fmt.Errorf("inline store: %w", err)
+	}
+	mac := hmac.New(sha256.New, inlineNameKey[:])
+	mac.Write(compact.Bytes())
+	name := inlineStorePrefix + hex.EncodeToString(mac.Sum(nil)[:6])
+	if _, ok := a.stores[name]; ok {
+		return name, nil
+	}
+	st, backend, err := loadStore(a.ctx, name, compact.Bytes())
+	if err != nil {
+		return "", fmt.Errorf("inline store: %w", err)
+	}
+	a.stores[name] = st
+	a.backends[name] = backend
+	return name, nil
 }
 
 // Start implements caddy.App.

@@ -122,7 +122,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		case "store":
-			h.Store, err = oneArg(d)
+			err = h.unmarshalStore(d)
 		case "log_level":
 			if h.LogLevel, err = oneArg(d); err == nil {
 				switch h.LogLevel {

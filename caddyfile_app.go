@@ -77,22 +77,61 @@ func (a *App) unmarshalStore(d *caddyfile.Dispenser) error {
 	if _, dup := a.StoresRaw[name]; dup {
 		return seg.Errf("store %q is defined more than once", name)
 	}
-	info, err := caddy.GetModule("rate_limit.stores." + backend)
+	raw, err := parseStoreBlock(seg, backend)
 	if err != nil {
-		return seg.Errf("unknown store backend %q", backend)
-	}
-	mod := info.New()
-	unm, ok := mod.(caddyfile.Unmarshaler)
-	if !ok {
-		return seg.Errf("store backend %q has no Caddyfile syntax", backend)
-	}
-	seg.Reset()
-	if err := unm.UnmarshalCaddyfile(seg); err != nil {
 		return err
 	}
 	if a.StoresRaw == nil {
 		a.StoresRaw = make(map[string]json.RawMessage)
 	}
-	a.StoresRaw[name] = caddyconfig.JSONModuleObject(mod, "backend", backend, nil)
+	a.StoresRaw[name] = raw
+	return nil
+}
+
+// parseStoreBlock parses seg, a `store <backend> ... { ... }` segment, with
+// the backend's own Caddyfile syntax, and returns the store module's JSON
+// with its "backend" field.
+func parseStoreBlock(seg *caddyfile.Dispenser, backend string) (json.RawMessage, error) {
+	info, err := caddy.GetModule("rate_limit.stores." + backend)
+	if err != nil {
+		return nil, seg.Errf("unknown store backend %q", backend)
+	}
+	mod := info.New()
+	unm, ok := mod.(caddyfile.Unmarshaler)
+	if !ok {
+		return nil, seg.Errf("store backend %q has no Caddyfile syntax", backend)
+	}
+	seg.Reset()
+	if err := unm.UnmarshalCaddyfile(seg); err != nil {
+		return nil, err
+	}
+	return caddyconfig.JSONModuleObject(mod, "backend", backend, nil), nil
+}
+
+// unmarshalStore parses a handler's store line: `store <name>` names one of
+// the app's stores; `store <backend> { ... }`, with a block, defines one
+// for this handler alone (StoreConfig).
+func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
+	if h.Store != "" || len(h.StoreConfig) > 0 {
+		return d.Err("store specified more than once")
+	}
+	seg := d.NewFromNextSegment()
+	// The segment leaves d on the block's closing brace, if there is one.
+	// (An empty block has no tokens in the segment, but still counts.)
+	block := d.Val() == "}"
+	seg.Next() // "store"
+	args := seg.RemainingArgs()
+	if len(args) != 1 {
+		return seg.ArgErr()
+	}
+	if !block {
+		h.Store = args[0]
+		return nil
+	}
+	raw, err := parseStoreBlock(seg, args[0])
+	if err != nil {
+		return err
+	}
+	h.StoreConfig = raw
 	return nil
 }

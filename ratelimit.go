@@ -68,6 +68,16 @@ type Handler struct {
 	// counters. Default: "default" (in memory unless configured).
 	Store string `json:"store,omitempty"`
 
+	// StoreConfig defines a store for this handler alone, inline, instead of
+	// naming one of the app's: a store module whose "backend" field picks it,
+	// as in the app's "stores", for example
+	// `{"backend": "redis", "address": ["10.0.0.5:6379"]}`. It is added to
+	// the app under the name "inline-" plus a hash of its settings, so
+	// handlers with the same inline settings share one store, and its
+	// counters survive reloads like a named store's. Give Store or
+	// StoreConfig, not both.
+	StoreConfig json.RawMessage `json:"store_config,omitempty" caddy:"namespace=rate_limit.stores inline_key=backend"`
+
 	// LogLevel is the level of the (sampled) rejection log lines: debug,
 	// info, warn or error. Default: info.
 	LogLevel string `json:"log_level,omitempty"`
@@ -155,6 +165,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("loading the rate_limit app: %w", err)
 		}
 		app := appIface.(*App)
+		if len(h.StoreConfig) > 0 {
+			if h.Store != "" {
+				return fmt.Errorf("give a store's name (store %q) or an inline store (store_config), not both", h.Store)
+			}
+			if h.Store, err = app.addInlineStore(h.StoreConfig); err != nil {
+				return err
+			}
+		}
 		if h.store, err = app.Store(h.Store); err != nil {
 			return err
 		}

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
+	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/ratewarden/ratewarden/algorithms"
@@ -40,19 +41,26 @@ const (
 // counts as neither a success nor a failure.
 var errCallerGone = errors.New("the caller cancelled the call")
 
-// guard is a store's breaker, failure policy and their metrics.
+// guard is a store's breakers, failure policy and their metrics.
 type guard struct {
-	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	name     string
 	policy   string
 	cooldown time.Duration
+	// main is the store's breaker; nodes, on a Cluster, those of its
+	// primaries (see breakers.go).
+	main  *breaker
+	nodes *nodeBreakers
 	// local decides under the local policy; nil under the others.
 	local *memory.Store
 
-	// openUntil is when the breaker last opened plus the cooldown, in unix
-	// nanoseconds; lastErr is the last failure's message, for the log line
-	// that says the breaker opened.
-	openUntil atomic.Int64
-	lastErr   atomic.Pointer[string]
+	// lastErr is the last failure's message, for the log line that says a
+	// breaker opened.
+	lastErr atomic.Pointer[string]
+	// levels holds the breakers that are not closed, with their
+	// breaker_state level; level is the worst of them.
+	levelsMu sync.Mutex
+	levels   map[*breaker]int
+	level    atomic.Int32
 
 	log *zap.Logger
 	m   storeMetrics
@@ -64,9 +72,11 @@ type guard struct {
 	reloading atomic.Bool
 }
 
-// newGuard returns the guard for opts, which have their defaults.
-func newGuard(opts Options) *guard {
+// newGuard returns the guard for opts, which have their defaults, of a
+// store on client c.
+func newGuard(opts Options, c Client) *guard {
 	g := &guard{
+		name:     opts.Name,
 		policy:   opts.OnFailure,
 		cooldown: time.Duration(opts.BreakerCooldown),
 		log:      opts.Logger.With(zap.String("store", opts.Name)),
@@ -74,16 +84,10 @@ func newGuard(opts Options) *guard {
 		events:   newNotifier(opts),
 	}
 	failures := uint32(opts.BreakerFailures)
-	g.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        opts.Name,
-		MaxRequests: 1,
-		Timeout:     g.cooldown,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
-		IsExcluded:  func(err error) bool { return errors.Is(err, errCallerGone) },
-		OnStateChange: func(_ string, from, to gobreaker.State) {
-			g.changed(from, to)
-		},
-	})
+	g.main = g.newBreaker("", failures)
+	if cc, ok := c.(*goredis.ClusterClient); ok {
+		g.nodes = &nodeBreakers{c: cc, failures: failures, stop: make(chan struct{})}
+	}
 	g.m.state.Set(0)
 	if g.policy == OnFailureLocal {
 		g.local = memory.New(memory.Options{Now: wallNow})
@@ -95,32 +99,33 @@ func newGuard(opts Options) *guard {
 // its outcome. When the breaker is open it returns at once, without
 // calling.
 func (s *Store) do(ctx context.Context, op string, call func(context.Context) error) error {
-	return s.doWithin(ctx, op, s.timeout, call)
+	return s.doWithin(ctx, op, s.g.main, s.timeout, call)
 }
 
-// doWithin is do with a timeout other than the store's.
-func (s *Store) doWithin(ctx context.Context, op string, timeout time.Duration, call func(context.Context) error) error {
-	return s.guarded(ctx, op, func() error {
+// doWithin is do guarded by breaker b, with the given timeout.
+func (s *Store) doWithin(ctx context.Context, op string, b *breaker, timeout time.Duration, call func(context.Context) error) error {
+	return s.guarded(ctx, op, b, func() error {
 		callCtx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		return call(callCtx)
 	})
 }
 
-// doScript is do for runs of the take script: call gets the deadline, the
+// doScript is do for runs of the take script, guarded by b (see
+// breakerFor): call gets the deadline, the
 // store's timeout from now, instead of a context bounded by it. With
 // pipelining on, the batcher enforces the deadline itself, so a decision
 // makes no timer context of its own; otherwise runScript makes one.
-func (s *Store) doScript(ctx context.Context, op string, call func(deadline time.Time) error) error {
-	return s.guarded(ctx, op, func() error {
+func (s *Store) doScript(ctx context.Context, op string, b *breaker, call func(deadline time.Time) error) error {
+	return s.guarded(ctx, op, b, func() error {
 		return call(time.Now().Add(s.timeout))
 	})
 }
 
-// guarded runs call through the breaker and records its outcome. When the
-// breaker is open it returns at once, without calling.
-func (s *Store) guarded(ctx context.Context, op string, call func() error) error {
-	done, err := s.g.cb.Allow()
+// guarded runs call through breaker b and records its outcome. When b is
+// open it returns at once, without calling.
+func (s *Store) guarded(ctx context.Context, op string, b *breaker, call func() error) error {
+	done, err := b.cb.Allow()
 	if err != nil {
 		return fmt.Errorf("not asking redis: %w", err)
 	}
@@ -166,7 +171,7 @@ func (s *Store) reloadTopology() {
 
 // fallback decides reqs by the on_failure policy after Redis failed with
 // err, and returns what Take returns.
-func (s *Store) fallback(ctx context.Context, reqs []store.Request, out []algorithms.Decision, err error) error {
+func (s *Store) fallback(ctx context.Context, b *breaker, reqs []store.Request, out []algorithms.Decision, err error) error {
 	if ctx.Err() != nil {
 		return err
 	}
@@ -174,7 +179,7 @@ func (s *Store) fallback(ctx context.Context, reqs []store.Request, out []algori
 	s.traceFallback(ctx, err)
 	switch s.g.policy {
 	case OnFailureDeny:
-		return &store.UnavailableError{RetryAfter: s.g.retryAfter(), Err: err}
+		return &store.UnavailableError{RetryAfter: b.retryAfter(), Err: err}
 	case OnFailureLocal:
 		if err := s.g.local.Take(ctx, reqs, out); err != nil {
 			return fmt.Errorf("deciding locally while redis is unavailable: %w", err)
@@ -184,54 +189,11 @@ func (s *Store) fallback(ctx context.Context, reqs []store.Request, out []algori
 	return err
 }
 
-// retryAfter is how long until the breaker probes Redis again, or 1s when
-// it is not open.
-func (g *guard) retryAfter() time.Duration {
-	if d := time.Until(time.Unix(0, g.openUntil.Load())); d > 0 {
-		return d
-	}
-	return time.Second
-}
-
-// changed records a transition of the breaker. It runs under the breaker's
-// lock, once per transition. Opening and closing are logged as warnings
-// and information, and emit the store's down and up events; the probes of
-// a lasting outage (open to half-open and back) are logged only at debug
-// level, so an outage costs two lines at the default level and two events
-// however long it lasts.
-func (g *guard) changed(from, to gobreaker.State) {
-	switch to {
-	case gobreaker.StateOpen:
-		g.openUntil.Store(time.Now().Add(g.cooldown).UnixNano())
-		g.m.state.Set(2)
-		var last string
-		if p := g.lastErr.Load(); p != nil {
-			last = *p
-		}
-		level := zap.WarnLevel
-		msg := "redis store unavailable: circuit breaker open, on_failure decides without asking redis"
-		if from == gobreaker.StateHalfOpen {
-			level, msg = zap.DebugLevel, "redis store still unavailable: circuit breaker open again"
-		}
-		g.log.Log(level, msg, zap.String("on_failure", g.policy),
-			zap.Duration("cooldown", g.cooldown), zap.String("last_error", last))
-		if from == gobreaker.StateClosed {
-			g.events.down(last, time.Now())
-		}
-	case gobreaker.StateHalfOpen:
-		g.m.state.Set(1)
-		g.log.Debug("circuit breaker half-open: probing redis")
-	case gobreaker.StateClosed:
-		g.m.state.Set(0)
-		g.log.Info("redis store available again: circuit breaker closed")
-		g.events.up(time.Now())
-	}
-}
-
 // Close stops the in-memory limiter of the local policy. The store stays
 // usable: the limiter only stops sweeping expired keys.
 func (s *Store) Close() {
 	if s.g.local != nil {
 		s.g.local.Close()
 	}
+	s.g.nodes.close()
 }

@@ -44,7 +44,7 @@ func (s *Store) CheckHealth(ctx context.Context) store.Health {
 	h := store.Health{
 		Backend:   "redis",
 		Topology:  s.topology(),
-		Breaker:   s.g.cb.State().String(),
+		Breaker:   s.g.stateName(),
 		OnFailure: s.g.policy,
 		Scripts:   scriptsUnknown,
 	}

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -110,28 +111,47 @@ func TestMergedBatchesAreAllOrNothingPerCall(t *testing.T) {
 	}
 }
 
-// TestAFailedBatchFailsEachCall sends a merged batch in which one call has
-// arguments the script refuses: the script fails as a whole, and every
-// call of the batch gets the error (none is charged, none hangs).
-func TestAFailedBatchFailsEachCall(t *testing.T) {
+// TestABadCallInABatchFailsAlone sends a merged batch in which one call
+// has arguments the script refuses and another finds its key holding a
+// value of the wrong type: those two calls fail, each with its own error,
+// and write nothing; the others are decided and charged.
+func TestABadCallInABatchFailsAlone(t *testing.T) {
 	t.Parallel()
 	c := sharedServer(t).client(t)
 	s := pipelinedStore(t, c, Throughput{})
-	good := command([]string{s.prefix + "good"}, "", 0)
-	bad := command([]string{s.prefix + "bad"}, "", 0)
-	bad[len(bad)-6] = int64(99) // no such algorithm
-	calls := []*scriptCall{
-		{ctx: context.Background(), deadline: time.Now().Add(time.Second), cmd: good, done: make(chan struct{})},
-		{ctx: context.Background(), deadline: time.Now().Add(time.Second), cmd: bad, done: make(chan struct{})},
+	ctx := context.Background()
+	names := []string{"good1", "bad", "wrongtype", "good2"}
+	cmds := make([][]any, len(names))
+	for i, n := range names {
+		cmds[i] = command([]string{s.prefix + n}, "", 0)
+		cmds[i][len(cmds[i])-5] = int64(1000)          // limit
+		cmds[i][len(cmds[i])-4] = int64(3_600_000_000) // an hour, in µs
+	}
+	cmds[1][len(cmds[1])-6] = int64(99) // no such algorithm
+	if err := c.HSet(ctx, s.prefix+"wrongtype", "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	calls := make([]*scriptCall, len(cmds))
+	for i, cmd := range cmds {
+		calls[i] = &scriptCall{ctx: ctx, deadline: time.Now().Add(time.Second), cmd: cmd, done: make(chan struct{})}
 	}
 	s.batch.send(calls)
 	for i, call := range calls {
 		<-call.done
-		if call.err == nil {
-			t.Errorf("call %d of a failed batch succeeded: %v", i, call.reply)
+		bad := names[i] == "bad" || names[i] == "wrongtype"
+		if bad != (call.err != nil) {
+			t.Errorf("call %s: reply %v, error %v", names[i], call.reply, call.err)
 		}
 	}
-	if n, err := c.Exists(context.Background(), s.prefix+"good").Result(); err != nil || n != 0 {
-		t.Errorf("the good call of a failed batch wrote its key: %d, %v", n, err)
+	if err := calls[2].err; err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Errorf("wrong-type call's error %v, want Redis's WRONGTYPE", err)
+	}
+	for _, n := range []string{"good1", "good2"} {
+		if ttl, err := c.PTTL(ctx, s.prefix+n).Result(); err != nil || ttl <= 0 {
+			t.Errorf("call %s of a batch with failed calls was not charged: PTTL %v, %v", n, ttl, err)
+		}
+	}
+	if n, err := c.Exists(ctx, s.prefix+"bad").Result(); err != nil || n != 0 {
+		t.Errorf("the bad call wrote its key: %d, %v", n, err)
 	}
 }

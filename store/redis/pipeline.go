@@ -125,8 +125,8 @@ type pipelineClient interface {
 // appendCommand), by deadline, batched with concurrent calls when
 // pipelining is on, and returns its reply, unparsed.
 func (s *Store) runScript(ctx context.Context, deadline time.Time, keys []string, cmd []any) (any, error) {
-	if s.batch != nil {
-		return s.batch.run(ctx, deadline, cmd)
+	if b := s.batcherFor(ctx, keys[0]); b != nil {
+		return b.run(ctx, deadline, cmd)
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -138,6 +138,19 @@ func (s *Store) runScript(ctx context.Context, deadline time.Time, keys []string
 		reply, err = s.c.Eval(ctx, takeSource, keys, args...).Result()
 	}
 	return reply, err
+}
+
+// batcherFor returns the batcher for a call whose first key is key: on a
+// Cluster, its primary's (see breakers.go), otherwise the store's; nil when
+// pipelining is off.
+func (s *Store) batcherFor(ctx context.Context, key string) *batcher {
+	if s.batch == nil || s.g.nodes == nil {
+		return s.batch
+	}
+	if b := s.breakerFor(ctx, key); b.batch != nil {
+		return b.batch
+	}
+	return s.batch
 }
 
 // isNoScript reports whether err is Redis saying it does not know the
@@ -337,8 +350,8 @@ func (b *batcher) exec(ctx context.Context, calls []*scriptCall, eval bool) []*s
 		for i, call := range calls {
 			cmds[i] = call.cmd
 		}
-		if merged, sizes, ok := mergeCommands(cmds); ok {
-			return b.execMerged(ctx, calls, merged, sizes, eval)
+		if merged, _, ok := mergeCommands(cmds); ok {
+			return b.execMerged(ctx, calls, merged, eval)
 		}
 	}
 	pipe := b.p.Pipeline()
@@ -382,9 +395,8 @@ func (b *batcher) exec(ctx context.Context, calls []*scriptCall, eval bool) []*s
 // the script's set-up (its locals and the algorithm table), the TIME call,
 // the command's parsing and its reply are paid once. The calls are still
 // decided one after another, each all-or-nothing on its own, exactly as a
-// pipeline of separate calls is; but a reply Redis cannot give (a Lua
-// error, which only a bug causes) fails every call of the batch.
-func (b *batcher) execMerged(ctx context.Context, calls []*scriptCall, merged []any, sizes []int, eval bool) []*scriptCall {
+// pipeline of separate calls is, and each gets its own reply or error.
+func (b *batcher) execMerged(ctx context.Context, calls []*scriptCall, merged []any, eval bool) []*scriptCall {
 	if eval {
 		merged = asEval(merged)
 	}
@@ -400,23 +412,21 @@ func (b *batcher) execMerged(ctx context.Context, calls []*scriptCall, merged []
 		return calls
 	}
 	vals, _ := reply.([]any)
-	total := 0
-	for _, n := range sizes {
-		total += n
+	if err == nil && len(vals) != len(calls) {
+		err = fmt.Errorf("take script replied a %T of %d values to a batch of %d calls", reply, len(vals), len(calls))
 	}
-	if err == nil && len(vals) != 4*total {
-		err = fmt.Errorf("take script replied a %T of %d values to a batch of %d requests", reply, len(vals), total)
-	}
-	off := 0
 	for i, call := range calls {
 		annotate(call.ctx, attrBatchSize.Int(len(calls)))
-		if err != nil {
+		switch {
+		case err != nil:
 			call.finish(nil, err)
-			continue
+		default:
+			if e, ok := vals[i].(error); ok {
+				call.finish(nil, e)
+			} else {
+				call.finish(vals[i], nil)
+			}
 		}
-		end := off + 4*sizes[i]
-		call.finish(vals[off:end:end], nil)
-		off = end
 	}
 	return nil
 }

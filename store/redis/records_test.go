@@ -175,7 +175,7 @@ func TestRecordsBypassTheBreaker(t *testing.T) {
 	if _, _, err := s.LoadRecord(t.Context(), "api_keys", "k"); err == nil {
 		t.Fatal("LoadRecord with the server down: no error")
 	}
-	if st := s.g.cb.State().String(); st != "closed" {
+	if st := s.g.main.cb.State().String(); st != "closed" {
 		t.Fatalf("breaker %s after failed record calls, want closed", st)
 	}
 
@@ -184,7 +184,7 @@ func TestRecordsBypassTheBreaker(t *testing.T) {
 		t.Fatal("Take with the server down: no error")
 	}
 	srv.restart(t)
-	if st := s.g.cb.State().String(); st != "open" {
+	if st := s.g.main.cb.State().String(); st != "open" {
 		t.Fatalf("breaker %s after a failed decision, want open", st)
 	}
 	if err := s.PutRecord(t.Context(), "api_keys", "k", []byte("v")); err != nil {

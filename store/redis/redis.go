@@ -77,7 +77,7 @@ type Store struct {
 // local failure policy, call Close when done with the store.
 func New(c Client, opts Options) *Store {
 	opts = opts.withDefaults()
-	s := &Store{c: c, name: opts.Name, prefix: opts.KeyPrefix, timeout: time.Duration(opts.Timeout), minTTL: 1, g: newGuard(opts),
+	s := &Store{c: c, name: opts.Name, prefix: opts.KeyPrefix, timeout: time.Duration(opts.Timeout), minTTL: 1, g: newGuard(opts, c),
 		diag: opts.diagnose(opts.Name)}
 	switch c.(type) {
 	case *goredis.ClusterClient, *goredis.Ring:
@@ -125,11 +125,12 @@ func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms
 	if err != nil {
 		return fmt.Errorf("taking from redis store: %w", err)
 	}
-	err = s.doScript(ctx, opTake, func(deadline time.Time) error {
+	b := s.breakerFor(ctx, keys[0])
+	err = s.doScript(ctx, opTake, b, func(deadline time.Time) error {
 		return s.decide(ctx, deadline, reqs, keys, ids, out)
 	})
 	if err != nil {
-		return s.fallback(ctx, reqs, out, s.diag.explain("taking from", err))
+		return s.fallback(ctx, b, reqs, out, s.diag.explain("taking from", err))
 	}
 	if s.denied != nil {
 		s.denied.remember(reqs, out, start)
@@ -244,7 +245,7 @@ func (s *Store) Inspect(ctx context.Context, req store.Request) (d algorithms.De
 	out := make([]algorithms.Decision, 1)
 	keys, ids, err := s.prepare(reqs)
 	if err == nil {
-		err = s.doScript(ctx, opInspect, func(deadline time.Time) error {
+		err = s.doScript(ctx, opInspect, s.breakerFor(ctx, keys[0]), func(deadline time.Time) error {
 			return s.eval(ctx, deadline, reqs, keys, ids, out, false)
 		})
 	}
@@ -267,7 +268,7 @@ func (s *Store) Reset(ctx context.Context, zone string, key store.Key) (err erro
 	if s.denied != nil {
 		s.denied.forget(zone, key)
 	}
-	err = s.do(ctx, opReset, func(ctx context.Context) error {
+	err = s.doWithin(ctx, opReset, s.breakerFor(ctx, keys[0]), s.timeout, func(ctx context.Context) error {
 		return s.c.Del(ctx, keys...).Err()
 	})
 	if err != nil {

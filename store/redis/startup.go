@@ -43,7 +43,7 @@ type pinger interface {
 // sentinels for the primary and pings it. The error names the store, its
 // topology and addresses, never a password.
 func (s *Store) Ping(ctx context.Context, timeout time.Duration) error {
-	err := s.doWithin(ctx, opPing, timeout, func(ctx context.Context) error {
+	err := s.doWithin(ctx, opPing, s.g.main, timeout, func(ctx context.Context) error {
 		if r, ok := s.c.(*goredis.Ring); ok {
 			return r.ForEachShard(ctx, func(ctx context.Context, c *goredis.Client) error {
 				return c.Ping(ctx).Err()

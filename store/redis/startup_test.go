@@ -88,7 +88,7 @@ func TestUnreachableRedisAtStartup(t *testing.T) {
 		checkMessage(t, "log", msg, `redis store "startup"`, "standalone "+addr, "pinging")
 		// The failed ping opened the breaker (breaker_failures 1): a
 		// decision is denied at once, without asking Redis.
-		if st := s.g.cb.State(); st != gobreaker.StateOpen {
+		if st := s.g.main.cb.State(); st != gobreaker.StateOpen {
 			t.Errorf("breaker %v after a failed start-up check, want open", st)
 		}
 		_, err = takeOne(context.Background(), s, req(lookup(t, "gcra"), "z", key("startup"), 1, time.Second, 1))
@@ -137,7 +137,7 @@ func TestStartupCheckPassesOnAReachableRedis(t *testing.T) {
 	if err != nil || logs.Len() != 0 {
 		t.Fatalf("check: %v, logs %+v", err, logs.All())
 	}
-	if st := s.g.cb.State(); st != gobreaker.StateClosed {
+	if st := s.g.main.cb.State(); st != gobreaker.StateClosed {
 		t.Errorf("breaker %v, want closed", st)
 	}
 }
@@ -304,7 +304,7 @@ func TestAKeyOfTheWrongTypeIsAStoreFailure(t *testing.T) {
 					t.Errorf("%s (pipelined %v): %v, want an error mentioning %s", tc.name, pipelined, err, tc.want)
 				}
 			}
-			if st := s.g.cb.State(); st != gobreaker.StateOpen {
+			if st := s.g.main.cb.State(); st != gobreaker.StateOpen {
 				t.Errorf("%s (pipelined %v): breaker %v after two failures, want open", tc.name, pipelined, st)
 			}
 		}

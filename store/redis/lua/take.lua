@@ -119,22 +119,38 @@ if string.byte(mode, 1) ~= 98 then -- not 'b': one call, '1' for a dry run
 end
 
 -- A batch: several Take calls of one store merged into one script run, to
--- spare Redis a script call and a reply per decision. ARGV[3] is 'b'
--- followed by each call's number of requests ('b1,2,1'); the calls' keys
--- and request arguments follow one another. Each call is decided as if it
--- ran on its own, after the calls before it, and the replies follow one
--- another too. A batch is never a dry run.
-local first = 1
+-- spare Redis a script call per decision. ARGV[3] is 'b' followed by each
+-- call's number of requests ('b1,2,1'); the calls' keys and request
+-- arguments follow one another. Each call is decided as if it ran on its
+-- own, after the calls before it, and gets its own entry in the reply: its
+-- four integers per request, or an error that fails that call alone (a
+-- call decides everything before it writes, so a failed call wrote
+-- nothing). A batch is never a dry run.
+local sizes = {}
+local total = 0
 for n in string.gmatch(mode, '%d+') do
-  local last = first + tonumber(n) - 1
-  if tonumber(n) < 1 or last > #KEYS then
-    return redis.error_reply('ratewarden: batch sizes do not match the keys')
-  end
-  local err = take_group(first, last, false, reply)
-  if err then return redis.error_reply(err) end
-  first = last + 1
+  n = tonumber(n)
+  if n < 1 then return redis.error_reply('ratewarden: empty call in a batch') end
+  sizes[#sizes + 1] = n
+  total = total + n
 end
-if first ~= #KEYS + 1 then
+if total ~= #KEYS then
   return redis.error_reply('ratewarden: batch sizes do not match the keys')
+end
+local first = 1
+for c = 1, #sizes do
+  local last = first + sizes[c] - 1
+  local out = {}
+  local ok, err = pcall(take_group, first, last, false, out)
+  if not ok then
+    -- A Redis error raised inside the call (a key of the wrong type).
+    if type(err) == 'table' and err.err then err = err.err end
+    reply[c] = redis.error_reply(tostring(err))
+  elseif err then
+    reply[c] = redis.error_reply(err)
+  else
+    reply[c] = out
+  end
+  first = last + 1
 end
 return reply

@@ -1,0 +1,312 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
+	"go.uber.org/zap"
+)
+
+// Circuit breakers per Cluster primary.
+//
+// On a standalone server, a Sentinel-managed primary or a Ring, the store
+// has one breaker. On a Cluster each primary has its own, keyed by its
+// address, so a dead primary sends only the keys in its slots to
+// on_failure while the other primaries keep deciding. Each primary's
+// decisions are pipelined apart from the others' for the same reason (a
+// pipeline waits for its slowest node). A call is guarded by
+// the breaker of its first key's primary, from the client's slot map; a
+// call whose zones live on several primaries (see split.go) counts against
+// the first one's. Calls without keys (pings, control records) use the
+// store's breaker.
+//
+// After a failover a dead primary's slots belong to its replica, whose
+// address has a breaker of its own, closed: decisions come back as soon as
+// the client's slot map has the new owner. While any primary's breaker is
+// not closed, a watcher reloads the slot map every cooldown and drops the
+// breakers of addresses that are no longer primaries, so an outage ends
+// (breaker_state 0, rate_limit_store_up) once every slot has a live owner.
+//
+// The store counts as down (breaker_state, health, the down and up events)
+// while any of its breakers is not closed: breaker_state reports the worst
+// of them.
+
+// breaker is one circuit breaker: the store's, or a Cluster primary's.
+type breaker struct {
+	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+	node string // the primary's address; "" for the store's own
+	// openUntil is when the breaker last opened plus the cooldown, in unix
+	// nanoseconds.
+	openUntil atomic.Int64
+	// batch, for a primary's breaker with pipelining on, batches the calls
+	// to that primary alone, so that a dead primary's pipelines, which
+	// wait out their timeout, never hold up calls to the others.
+	batch *batcher
+}
+
+// newBreaker returns a closed breaker for node ("" for the store's own)
+// with g's settings.
+func (g *guard) newBreaker(node string, failures uint32) *breaker {
+	b := &breaker{node: node}
+	name := g.name
+	if node != "" {
+		name += "@" + node
+	}
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        name,
+		MaxRequests: 1,
+		Timeout:     g.cooldown,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
+		IsExcluded:  func(err error) bool { return errors.Is(err, errCallerGone) },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			g.changed(b, from, to)
+		},
+	})
+	return b
+}
+
+// retryAfter is how long until b probes Redis again, or 1s when it is not
+// open.
+func (b *breaker) retryAfter() time.Duration {
+	if d := time.Until(time.Unix(0, b.openUntil.Load())); d > 0 {
+		return d
+	}
+	return time.Second
+}
+
+// nodeBreakers are the breakers of a Cluster's primaries.
+type nodeBreakers struct {
+	c        *goredis.ClusterClient
+	failures uint32
+
+	mu   sync.Mutex
+	byID atomic.Pointer[map[string]*breaker] // copy on write
+	// watching is set while the watcher runs; stop ends it.
+	watching bool
+	stop     chan struct{}
+	stopped  sync.Once
+}
+
+// breakerFor returns the breaker that guards a call whose first key is
+// key.
+func (s *Store) breakerFor(ctx context.Context, key string) *breaker {
+	nb := s.g.nodes
+	if nb == nil {
+		return s.g.main
+	}
+	master, err := nb.c.MasterForKey(ctx, key)
+	if err != nil {
+		return s.g.main
+	}
+	addr := master.Options().Addr
+	if m := nb.byID.Load(); m != nil {
+		if b, ok := (*m)[addr]; ok {
+			return b
+		}
+	}
+	nb.mu.Lock()
+	defer nb.mu.Unlock()
+	old := nb.byID.Load()
+	if old != nil {
+		if b, ok := (*old)[addr]; ok {
+			return b
+		}
+	}
+	next := make(map[string]*breaker, 4)
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	b := s.g.newBreaker(addr, nb.failures)
+	if s.batch != nil {
+		b.batch = &batcher{p: s.batch.p, max: s.batch.max, width: s.batch.width, m: s.batch.m}
+	}
+	next[addr] = b
+	nb.byID.Store(&next)
+	return b
+}
+
+// changed records a transition of b. It runs under b's lock, once per
+// transition. Opening and closing are logged as warnings and information;
+// the probes of a lasting outage (open to half-open and back) only at
+// debug level. The store's down event goes out when its first breaker
+// opens, its up event when its last one closes (or is dropped), so an
+// outage costs two lines and two events however long it lasts.
+func (g *guard) changed(b *breaker, from, to gobreaker.State) {
+	var fields []zap.Field
+	if b.node != "" {
+		fields = append(fields, zap.String("node", b.node))
+	}
+	switch to {
+	case gobreaker.StateOpen:
+		b.openUntil.Store(time.Now().Add(g.cooldown).UnixNano())
+		var last string
+		if p := g.lastErr.Load(); p != nil {
+			last = *p
+		}
+		level := zap.WarnLevel
+		msg := "redis store unavailable: circuit breaker open, on_failure decides without asking redis"
+		if from == gobreaker.StateHalfOpen {
+			level, msg = zap.DebugLevel, "redis store still unavailable: circuit breaker open again"
+		}
+		g.log.Log(level, msg, append(fields, zap.String("on_failure", g.policy),
+			zap.Duration("cooldown", g.cooldown), zap.String("last_error", last))...)
+		g.setLevel(b, gaugeLevelOpen, last)
+	case gobreaker.StateHalfOpen:
+		g.log.Debug("circuit breaker half-open: probing redis", fields...)
+		g.setLevel(b, gaugeLevelHalfOpen, "")
+	case gobreaker.StateClosed:
+		g.log.Info("redis store available again: circuit breaker closed", fields...)
+		g.setLevel(b, gaugeLevelClosed, "")
+	}
+}
+
+// Levels of the breaker_state gauge.
+const (
+	gaugeLevelClosed   = 0
+	gaugeLevelHalfOpen = 1
+	gaugeLevelOpen     = 2
+)
+
+// setLevel records b's state and updates the store's: the worst of its
+// breakers'. The first breaker to leave closed posts the down event (with
+// lastErr), the last one to return posts the up event.
+func (g *guard) setLevel(b *breaker, level int, lastErr string) {
+	g.levelsMu.Lock()
+	if g.levels == nil {
+		g.levels = make(map[*breaker]int)
+	}
+	_, wasDown := g.levels[b]
+	wasStoreDown := len(g.levels) > 0
+	if level == gaugeLevelClosed {
+		delete(g.levels, b)
+	} else {
+		g.levels[b] = level
+	}
+	worst := gaugeLevelClosed
+	for _, l := range g.levels {
+		worst = max(worst, l)
+	}
+	g.level.Store(int32(worst))
+	g.m.state.Set(float64(worst))
+	switch {
+	case !wasStoreDown && len(g.levels) > 0:
+		g.events.down(lastErr, time.Now())
+	case wasStoreDown && len(g.levels) == 0:
+		g.events.up(time.Now())
+	}
+	g.levelsMu.Unlock()
+	// After the unlock: the watcher takes nb.mu, then g.levelsMu.
+	if !wasDown && level != gaugeLevelClosed && b.node != "" {
+		g.nodes.watch(g)
+	}
+}
+
+// stateName is the worst state of the store's breakers, as gobreaker
+// names it.
+func (g *guard) stateName() string {
+	switch g.level.Load() {
+	case gaugeLevelOpen:
+		return gobreaker.StateOpen.String()
+	case gaugeLevelHalfOpen:
+		return gobreaker.StateHalfOpen.String()
+	}
+	return gobreaker.StateClosed.String()
+}
+
+// watch starts the watcher of nb unless it runs; see the top of the file.
+func (nb *nodeBreakers) watch(g *guard) {
+	nb.mu.Lock()
+	defer nb.mu.Unlock()
+	if nb.watching {
+		return
+	}
+	nb.watching = true
+	go nb.watchLoop(g)
+}
+
+// watchLoop reloads the slot map and drops the breakers of addresses that
+// are no longer primaries, every cooldown, until no primary's breaker is
+// left open or half-open, or the store closes.
+func (nb *nodeBreakers) watchLoop(g *guard) {
+	tick := time.NewTicker(max(g.cooldown, 100*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-nb.stop:
+			return
+		case <-tick.C:
+		}
+		nb.c.ReloadState(context.Background())
+		nb.prune(g)
+		nb.mu.Lock()
+		if !g.nodeDown() {
+			nb.watching = false
+			nb.mu.Unlock()
+			return
+		}
+		nb.mu.Unlock()
+	}
+}
+
+// nodeDown reports whether a primary's breaker is open or half-open.
+func (g *guard) nodeDown() bool {
+	g.levelsMu.Lock()
+	defer g.levelsMu.Unlock()
+	for b := range g.levels {
+		if b.node != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// prune drops the breakers of addresses that are not primaries in the
+// client's slot map any more, and counts them as closed.
+func (nb *nodeBreakers) prune(g *guard) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	masters := map[string]bool{}
+	err := nb.c.ForEachMaster(ctx, func(_ context.Context, c *goredis.Client) error {
+		mu.Lock()
+		masters[c.Options().Addr] = true
+		mu.Unlock()
+		return nil
+	})
+	if err != nil || len(masters) == 0 {
+		return
+	}
+	nb.mu.Lock()
+	old := nb.byID.Load()
+	var gone []*breaker
+	if old != nil {
+		next := make(map[string]*breaker, len(*old))
+		for addr, b := range *old {
+			if masters[addr] {
+				next[addr] = b
+			} else {
+				gone = append(gone, b)
+			}
+		}
+		nb.byID.Store(&next)
+	}
+	nb.mu.Unlock()
+	for _, b := range gone {
+		g.log.Info("redis cluster node is no longer a primary: its circuit breaker is dropped", zap.String("node", b.node))
+		g.setLevel(b, gaugeLevelClosed, "")
+	}
+}
+
+// close stops the watcher.
+func (nb *nodeBreakers) close() {
+	if nb != nil {
+		nb.stopped.Do(func() { close(nb.stop) })
+	}
+}

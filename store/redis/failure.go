@@ -51,7 +51,10 @@ type guard struct {
 	main  *breaker
 	nodes *nodeBreakers
 	// local decides under the local policy; nil under the others.
-	local *memory.Store
+	// localPooled is set when it is the module's pooled one (see locals),
+	// which Close leaves running.
+	local       *memory.Store
+	localPooled bool
 
 	// lastErr is the last failure's message, for the log line that says a
 	// breaker opened.
@@ -192,7 +195,7 @@ func (s *Store) fallback(ctx context.Context, b *breaker, reqs []store.Request, 
 // Close stops the in-memory limiter of the local policy. The store stays
 // usable: the limiter only stops sweeping expired keys.
 func (s *Store) Close() {
-	if s.g.local != nil {
+	if s.g.local != nil && !s.g.localPooled {
 		s.g.local.Close()
 	}
 	s.g.nodes.close()

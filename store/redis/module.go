@@ -78,13 +78,28 @@ func (m *Module) Provision(ctx caddy.Context) error {
 		opts.Addresses = []string{"localhost:6379"}
 	}
 	m.Store = New(c, opts)
+	if m.Store.g.local != nil {
+		// The pooled limiter replaces the store's own, so its counters
+		// survive reloads (see locals).
+		m.Store.g.local.Close()
+		m.Store.g.local, m.Store.g.localPooled = loadLocal(opts.Name), true
+	}
 	if err := m.Store.checkStartup(ctx, opts); err != nil {
-		m.released = true
-		m.Store.Close()
-		_ = releaseClient(key)
+		m.release()
 		return err
 	}
 	return nil
+}
+
+// release gives back this config's uses of the pooled client and fallback
+// limiter.
+func (m *Module) release() error {
+	m.released = true
+	m.Store.Close()
+	if m.Store.g.localPooled {
+		releaseLocal(m.Store.name)
+	}
+	return releaseClient(m.poolKey)
 }
 
 // expanded returns o with the placeholders of its connection settings
@@ -131,9 +146,7 @@ func (m *Module) Cleanup() error {
 	if m.Store == nil || m.released {
 		return nil
 	}
-	m.released = true
-	m.Store.Close()
-	return releaseClient(m.poolKey)
+	return m.release()
 }
 
 // UnmarshalCaddyfile parses the store block of the global rate_limit option:

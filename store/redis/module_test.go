@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -316,5 +317,48 @@ func TestModuleCaddyfileThroughput(t *testing.T) {
 				t.Errorf("throughput %+v, want %+v", m.Throughput, tc.want)
 			}
 		})
+	}
+}
+
+// The local policy's counters survive a config reload during an outage:
+// the new config's store decides from the same limiter, and the limiter
+// goes when the last config using it does.
+func TestLocalFallbackCountersSurviveAReload(t *testing.T) {
+	t.Parallel()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("local-reload-%d", storeSeq.Add(1))
+	opts := Options{
+		Addresses: []string{fmt.Sprintf("127.0.0.1:%d", port)}, // nothing listens
+		Timeout:   caddy.Duration(time.Second), OnFailure: OnFailureLocal,
+	}
+	load := func() *Module {
+		m := &Module{Options: opts}
+		if err := m.Provision(configContext(t, name)); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	r := req(lookup(t, "gcra"), "z", key("reload"), 2, time.Hour, 1)
+	first := load()
+	for i, want := range []bool{true, true, false} {
+		if out := take(t, first, r); out[0].Allowed != want {
+			t.Fatalf("decision %d before the reload: %+v, want allowed %v", i, out[0], want)
+		}
+	}
+	second := load()
+	if err := first.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if out := take(t, second, r); out[0].Allowed {
+		t.Errorf("after the reload the local limiter admitted again: %+v", out[0])
+	}
+	if err := second.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := locals.References(name); ok || n != 0 {
+		t.Errorf("the fallback limiter is still pooled after the last config went: %d references", n)
 	}
 }

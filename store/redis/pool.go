@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/ratewarden/ratewarden/store/memory"
 )
 
 // clients holds the Redis clients shared across config loads, keyed by a
@@ -99,4 +101,38 @@ func releaseClient(key string) error {
 }
 
 // Interface guards
-var _ caddy.Destructor = pooledClient{}
+var (
+	_ caddy.Destructor = pooledClient{}
+	_ caddy.Destructor = pooledLocal{}
+)
+
+// locals holds the in-memory limiters of the local failure policy, keyed
+// by store name, so that a config reload during an outage keeps the
+// counters the fallback has built up instead of giving every client a
+// fresh quota.
+var locals = caddy.NewUsagePool()
+
+// pooledLocal is a fallback limiter in the pool; the pool stops its sweeper
+// when its last user releases it.
+type pooledLocal struct{ *memory.Store }
+
+// Destruct stops the limiter's sweeper.
+func (l pooledLocal) Destruct() error {
+	l.Close()
+	return nil
+}
+
+// loadLocal returns the pooled fallback limiter of the store named name,
+// creating it if no running config uses it, and counts one more use of it.
+// Call releaseLocal with the same name exactly once for each call.
+func loadLocal(name string) *memory.Store {
+	val, _, _ := locals.LoadOrNew(name, func() (caddy.Destructor, error) {
+		return pooledLocal{memory.New(memory.Options{Now: wallNow})}, nil
+	})
+	return val.(pooledLocal).Store
+}
+
+// releaseLocal gives back one use of the limiter pooled under name.
+func releaseLocal(name string) {
+	_, _ = locals.Delete(name)
+}

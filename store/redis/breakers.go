@@ -155,8 +155,10 @@ func (g *guard) changed(b *breaker, from, to gobreaker.State) {
 		if from == gobreaker.StateHalfOpen {
 			level, msg = zap.DebugLevel, "redis store still unavailable: circuit breaker open again"
 		}
-		g.log.Log(level, msg, append(fields, zap.String("on_failure", g.policy),
-			zap.Duration("cooldown", g.cooldown), zap.String("last_error", last))...)
+		if !g.inheriting.Load() {
+			g.log.Log(level, msg, append(fields, zap.String("on_failure", g.policy),
+				zap.Duration("cooldown", g.cooldown), zap.String("last_error", last))...)
+		}
 		g.setLevel(b, gaugeLevelOpen, last)
 	case gobreaker.StateHalfOpen:
 		g.log.Debug("circuit breaker half-open: probing redis", fields...)
@@ -195,7 +197,9 @@ func (g *guard) setLevel(b *breaker, level int, lastErr string) {
 	}
 	g.level.Store(int32(worst))
 	g.m.state.Set(float64(worst))
+	quiet := g.inheriting.Load() || g.handedOver.Load()
 	switch {
+	case quiet:
 	case !wasStoreDown && len(g.levels) > 0:
 		g.events.down(lastErr, time.Now())
 	case wasStoreDown && len(g.levels) == 0:

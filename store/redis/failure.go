@@ -73,6 +73,12 @@ type guard struct {
 
 	// reloading is set while a topology reload runs; see reloadTopology.
 	reloading atomic.Bool
+	// inheriting is set while the breaker opens for an outage that began
+	// before a config reload; see inherit.go.
+	inheriting atomic.Bool
+	// handedOver is set when a newer store of the same name has taken
+	// over; this one then emits no more events.
+	handedOver atomic.Bool
 }
 
 // newGuard returns the guard for opts, which have their defaults, of a

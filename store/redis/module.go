@@ -84,10 +84,12 @@ func (m *Module) Provision(ctx caddy.Context) error {
 		m.Store.g.local.Close()
 		m.Store.g.local, m.Store.g.localPooled = loadLocal(opts.Name), true
 	}
-	if err := m.Store.checkStartup(ctx, opts); err != nil {
-		m.release()
+	answered, err := m.Store.checkStartup(ctx, opts)
+	if err != nil {
+		_ = m.release()
 		return err
 	}
+	m.Store.g.adopt(opts.BreakerFailures, answered)
 	return nil
 }
 
@@ -95,6 +97,7 @@ func (m *Module) Provision(ctx caddy.Context) error {
 // limiter.
 func (m *Module) release() error {
 	m.released = true
+	m.Store.g.retire()
 	m.Store.Close()
 	if m.Store.g.localPooled {
 		releaseLocal(m.Store.name)

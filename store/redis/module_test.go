@@ -68,10 +68,12 @@ func TestModuleCaddyfile(t *testing.T) {
 }
 
 // provision provisions m in the context of a fresh Caddy config and cleans
-// it up when the test ends.
+// it up when the test ends. Each store gets a name of its own: stores of
+// the same name are one store across configs (a new one takes over the
+// outage of the one it replaces; see inherit.go).
 func provision(tb testing.TB, m *Module) error {
 	tb.Helper()
-	ctx := configContext(tb, "default")
+	ctx := configContext(tb, fmt.Sprintf("default-%d", storeSeq.Add(1)))
 	if err := m.Provision(ctx); err != nil {
 		return err
 	}

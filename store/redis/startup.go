@@ -64,17 +64,18 @@ func (s *Store) Ping(ctx context.Context, timeout time.Duration) error {
 }
 
 // checkStartup pings Redis once for a store provisioned with opts, which
-// have their defaults. When Redis does not answer it returns the error if
-// opts.RequireStore is set, and otherwise logs it, once, and returns nil.
-func (s *Store) checkStartup(ctx context.Context, opts Options) error {
+// have their defaults, and reports whether it answered. When Redis does not
+// answer it returns the error if opts.RequireStore is set, and otherwise
+// logs it, once, and returns nil.
+func (s *Store) checkStartup(ctx context.Context, opts Options) (bool, error) {
 	err := s.Ping(ctx, opts.startupTimeout())
 	if err == nil {
-		return nil
+		return true, nil
 	}
 	if opts.RequireStore {
-		return fmt.Errorf("require_store is set: %w", err)
+		return false, fmt.Errorf("require_store is set: %w", err)
 	}
 	opts.Logger.Error("redis store unreachable at start-up: on_failure decides until it answers",
 		zap.String("store", opts.Name), zap.String("on_failure", opts.OnFailure), zap.Error(err))
-	return nil
+	return false, nil
 }

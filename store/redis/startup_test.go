@@ -48,7 +48,8 @@ func startupStore(tb testing.TB, opts Options) (*Store, *observer.ObservedLogs, 
 	tb.Cleanup(func() { _ = c.Close() })
 	s := New(c, opts)
 	tb.Cleanup(s.Close)
-	return s, logs, s.checkStartup(context.Background(), opts)
+	_, err = s.checkStartup(context.Background(), opts)
+	return s, logs, err
 }
 
 // checkMessage fails the test unless msg holds every one of want and no

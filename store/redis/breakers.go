@@ -92,14 +92,26 @@ type nodeBreakers struct {
 	stopped  sync.Once
 }
 
+// cancelled is a context that has ended, for lookups that must not touch
+// the network.
+var cancelled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
 // breakerFor returns the breaker that guards a call whose first key is
 // key.
-func (s *Store) breakerFor(ctx context.Context, key string) *breaker {
+func (s *Store) breakerFor(_ context.Context, key string) *breaker {
 	nb := s.g.nodes
 	if nb == nil {
 		return s.g.main
 	}
-	master, err := nb.c.MasterForKey(ctx, key)
+	// A cancelled context: with its slot map loaded the client answers
+	// from memory; without one it would load it now, outside the store's
+	// timeout, so the call goes under the store's breaker instead and
+	// loads the map within its own deadline.
+	master, err := nb.c.MasterForKey(cancelled, key)
 	if err != nil {
 		return s.g.main
 	}

@@ -1,10 +1,14 @@
 package redis
 
 import (
+	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 	"go.uber.org/zap"
 )
@@ -57,5 +61,48 @@ func TestBreakersOfPrimariesMakeOneOutage(t *testing.T) {
 	defer mu.Unlock()
 	if len(events) != 2 || events[0] != EventStoreDown || events[1] != EventStoreUp {
 		t.Errorf("events %v, want one down and one up", events)
+	}
+}
+
+// Choosing a Cluster primary's breaker never waits on the network: with no
+// slot map loaded yet (every seed hangs), the call falls back to the
+// store's breaker at once, and the decision is bounded by the timeout.
+func TestBreakerLookupNeverWaitsOnAnUnloadedCluster(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() { // accept and say nothing, like a stopped server
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = conn.Close() })
+		}
+	}()
+	c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{ln.Addr().String()}, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	const timeout = 100 * time.Millisecond
+	s := New(c, Options{Timeout: caddy.Duration(timeout)})
+	if s.g.nodes == nil {
+		t.Fatal("a Cluster store has no per-primary breakers")
+	}
+	start := time.Now()
+	if b := s.breakerFor(context.Background(), "k"); b != s.g.main {
+		t.Errorf("breaker of %q without a slot map, want the store's", b.node)
+	}
+	if d := time.Since(start); d > 20*time.Millisecond {
+		t.Errorf("choosing a breaker took %v", d)
+	}
+	start = time.Now()
+	if _, err := takeOne(context.Background(), s, req(lookup(t, "gcra"), "z", key("k"), 5, time.Second, 1)); err == nil {
+		t.Error("a decision on a hung cluster succeeded")
+	}
+	// Generous for -race on a busy machine; go-redis's own read timeout is 3s.
+	if d := time.Since(start); d > timeout+400*time.Millisecond {
+		t.Errorf("a decision on a hung cluster took %v with a %v timeout", d, timeout)
 	}
 }

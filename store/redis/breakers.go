@@ -115,7 +115,13 @@ func (s *Store) breakerFor(_ context.Context, key string) *breaker {
 	if err != nil {
 		return s.g.main
 	}
-	addr := master.Options().Addr
+	return s.nodeBreaker(master.Options().Addr)
+}
+
+// nodeBreaker returns the breaker of the Cluster primary at addr, creating
+// it on first use. s.g.nodes must be set.
+func (s *Store) nodeBreaker(addr string) *breaker {
+	nb := s.g.nodes
 	if m := nb.byID.Load(); m != nil {
 		if b, ok := (*m)[addr]; ok {
 			return b

@@ -89,7 +89,7 @@ func (m *Module) Provision(ctx caddy.Context) error {
 		_ = m.release()
 		return err
 	}
-	m.Store.g.adopt(opts.BreakerFailures, answered)
+	m.Store.adopt(opts.BreakerFailures, answered)
 	return nil
 }
 

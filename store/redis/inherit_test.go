@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/ratewarden/ratewarden/store"
@@ -88,4 +90,49 @@ func TestAReloadDuringAnOutageKeepsTheOutage(t *testing.T) {
 		t.Errorf("the config reloaded during the outage emitted %v; the outage was announced already", ev)
 	}
 	take(t, third, r)
+}
+
+// On a Cluster, a reload keeps the breakers of the primaries that were
+// down, open, and leaves the store's own closed when Redis answers.
+func TestAReloadKeepsThePrimariesThatWereDown(t *testing.T) {
+	t.Parallel()
+	name := fmt.Sprintf("inherit-nodes-%d", storeSeq.Add(1))
+	var mu sync.Mutex
+	var events []string
+	newStore := func() *Store {
+		c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
+		t.Cleanup(func() { _ = c.Close() })
+		s := New(c, Options{Name: name, BreakerCooldown: caddy.Duration(time.Minute), Notify: func(e string, _ map[string]any) {
+			mu.Lock()
+			events = append(events, e)
+			mu.Unlock()
+		}})
+		t.Cleanup(s.Close)
+		return s
+	}
+	const dead = "10.0.0.1:6379"
+	first := newStore()
+	first.adopt(DefaultBreakerFailures, true)
+	trip(first.nodeBreaker(dead), DefaultBreakerFailures)
+	if st := first.g.stateName(); st != "open" {
+		t.Fatalf("first store %s after its primary's breaker opened", st)
+	}
+
+	second := newStore()
+	second.adopt(DefaultBreakerFailures, true)
+	if st := second.nodeBreaker(dead).cb.State(); st != gobreaker.StateOpen {
+		t.Errorf("the dead primary's breaker starts %v after the reload, want open", st)
+	}
+	if st := second.g.main.cb.State(); st != gobreaker.StateClosed {
+		t.Errorf("the store's own breaker starts %v although Redis answered, want closed", st)
+	}
+	if st := second.g.stateName(); st != "open" {
+		t.Errorf("the reloaded store reports %s, want open", st)
+	}
+	time.Sleep(100 * time.Millisecond) // events are delivered asynchronously
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 1 || events[0] != EventStoreDown {
+		t.Errorf("events %v, want the first store's one down event", events)
+	}
 }

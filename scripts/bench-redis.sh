@@ -329,7 +329,7 @@ REPORT="$WORK/report.md"
 	echo "2xx/s is the mean rate of 2xx responses (a 503 from \`on_failure deny\` after a Redis error, timeout or"
 	echo "open breaker is no decision, so it does not count), \"vs plain\" the median of the per-round ratios of"
 	echo "2xx/s, latencies the median of the per-round percentiles of every response (ms). Redis store: standalone,"
-	echo "defaults (timeout 50ms, breaker 5 failures / 5s cooldown, pipelining batch 128 width 4), \`on_failure deny\`."
+	echo "defaults (timeout 50ms, breaker 5 failures / 5s cooldown, pipelining batch 128 width 2), \`on_failure deny\`."
 	echo
 	echo "| scenario | c | 2xx/s | vs plain | p50 ms | p99 ms | notes |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | --- |"

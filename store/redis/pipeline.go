@@ -46,7 +46,7 @@ import (
 // Defaults of Throughput.
 const (
 	DefaultPipelineMaxBatch = 128
-	DefaultPipelineWidth    = 4
+	DefaultPipelineWidth    = 2
 	DefaultDenyCacheSize    = 10_000
 )
 
@@ -65,7 +65,12 @@ type Throughput struct {
 	PipelineMaxBatch int `json:"pipeline_max_batch,omitempty"`
 
 	// PipelineWidth is how many pipelines may be on the wire at once, each
-	// on its own pooled connection. Default: 4. Example: 2.
+	// on its own pooled connection. Fewer pipelines make larger batches,
+	// which cost Redis and Caddy less CPU per decision; more let a batch
+	// leave while another is still on the wire, which helps when Redis is
+	// far away. With Redis on the same 2-core machine, 1 served the most
+	// requests per second with the lowest p99, 2 nearly as many, 4 the
+	// fewest (docs/benchmarks.md). Default: 2. Example: 1.
 	PipelineWidth int `json:"pipeline_width,omitempty"`
 
 	// DenyCache, when above zero, keeps up to this many denied keys in

@@ -27,9 +27,10 @@ import (
 //
 // After a failover a dead primary's slots belong to its replica, whose
 // address has a breaker of its own, closed: decisions come back as soon as
-// the client's slot map has the new owner. While any primary's breaker is
-// not closed, a watcher reloads the slot map every cooldown and drops the
-// breakers of addresses that are no longer primaries, so an outage ends
+// the client's slot map has the new owner. While any of the store's
+// breakers is not closed, a watcher reloads the slot map every cooldown,
+// drops the breakers of addresses that are no longer primaries and PINGs
+// through the others (no call may reach them any more), so an outage ends
 // (breaker_state 0, rate_limit_store_up) once every slot has a live owner.
 //
 // The store counts as down (breaker_state, health, the down and up events)
@@ -43,6 +44,9 @@ type breaker struct {
 	// openUntil is when the breaker last opened plus the cooldown, in unix
 	// nanoseconds.
 	openUntil atomic.Int64
+	// dropped is set when the address stopped being a primary (see
+	// prune): calls still in flight on this breaker then change nothing.
+	dropped atomic.Bool
 	// batch, for a primary's breaker with pipelining on, batches the calls
 	// to that primary alone, so that a dead primary's pipelines, which
 	// wait out their timeout, never hold up calls to the others.
@@ -198,6 +202,9 @@ const (
 // breakers'. The first breaker to leave closed posts the down event (with
 // lastErr), the last one to return posts the up event.
 func (g *guard) setLevel(b *breaker, level int, lastErr string) {
+	if level != gaugeLevelClosed && b.dropped.Load() {
+		return
+	}
 	g.levelsMu.Lock()
 	if g.levels == nil {
 		g.levels = make(map[*breaker]int)
@@ -225,7 +232,7 @@ func (g *guard) setLevel(b *breaker, level int, lastErr string) {
 	}
 	g.levelsMu.Unlock()
 	// After the unlock: the watcher takes nb.mu, then g.levelsMu.
-	if !wasDown && level != gaugeLevelClosed && b.node != "" {
+	if !wasDown && level != gaugeLevelClosed && g.nodes != nil {
 		g.nodes.watch(g)
 	}
 }
@@ -253,9 +260,12 @@ func (nb *nodeBreakers) watch(g *guard) {
 	go nb.watchLoop(g)
 }
 
-// watchLoop reloads the slot map and drops the breakers of addresses that
-// are no longer primaries, every cooldown, until no primary's breaker is
-// left open or half-open, or the store closes.
+// watchLoop runs every cooldown, until none of the store's breakers is
+// open or half-open, or the store closes: it reloads the slot map, drops
+// the breakers of addresses that are no longer primaries, and probes each
+// breaker that is not closed with a PING, since a breaker no call reaches
+// any more (its slots moved, or calls only fell back to the store's own
+// while the slot map was incomplete) would otherwise never close.
 func (nb *nodeBreakers) watchLoop(g *guard) {
 	tick := time.NewTicker(max(g.cooldown, 100*time.Millisecond))
 	defer tick.Stop()
@@ -265,10 +275,16 @@ func (nb *nodeBreakers) watchLoop(g *guard) {
 			return
 		case <-tick.C:
 		}
-		nb.c.ReloadState(context.Background())
-		nb.prune(g)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		nb.c.ReloadState(ctx)
+		masters := nb.masters(ctx)
+		if masters != nil {
+			nb.prune(g, masters)
+		}
+		nb.probe(ctx, g, masters)
+		cancel()
 		nb.mu.Lock()
-		if !g.nodeDown() {
+		if len(g.down()) == 0 {
 			nb.watching = false
 			nb.mu.Unlock()
 			return
@@ -277,41 +293,44 @@ func (nb *nodeBreakers) watchLoop(g *guard) {
 	}
 }
 
-// nodeDown reports whether a primary's breaker is open or half-open.
-func (g *guard) nodeDown() bool {
+// down returns the breakers that are open or half-open.
+func (g *guard) down() []*breaker {
 	g.levelsMu.Lock()
 	defer g.levelsMu.Unlock()
+	out := make([]*breaker, 0, len(g.levels))
 	for b := range g.levels {
-		if b.node != "" {
-			return true
-		}
+		out = append(out, b)
 	}
-	return false
+	return out
 }
 
-// prune drops the breakers of addresses that are not primaries in the
-// client's slot map any more, and counts them as closed.
-func (nb *nodeBreakers) prune(g *guard) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+// masters returns the clients of the Cluster's primaries by address, from
+// the client's slot map, or nil when it has none.
+func (nb *nodeBreakers) masters(ctx context.Context) map[string]*goredis.Client {
 	var mu sync.Mutex
-	masters := map[string]bool{}
+	masters := map[string]*goredis.Client{}
 	err := nb.c.ForEachMaster(ctx, func(_ context.Context, c *goredis.Client) error {
 		mu.Lock()
-		masters[c.Options().Addr] = true
+		masters[c.Options().Addr] = c
 		mu.Unlock()
 		return nil
 	})
 	if err != nil || len(masters) == 0 {
-		return
+		return nil
 	}
+	return masters
+}
+
+// prune drops the breakers of addresses that are not among masters any
+// more, and counts them as closed.
+func (nb *nodeBreakers) prune(g *guard, masters map[string]*goredis.Client) {
 	nb.mu.Lock()
 	old := nb.byID.Load()
 	var gone []*breaker
 	if old != nil {
 		next := make(map[string]*breaker, len(*old))
 		for addr, b := range *old {
-			if masters[addr] {
+			if masters[addr] != nil {
 				next[addr] = b
 			} else {
 				gone = append(gone, b)
@@ -321,8 +340,32 @@ func (nb *nodeBreakers) prune(g *guard) {
 	}
 	nb.mu.Unlock()
 	for _, b := range gone {
+		b.dropped.Store(true)
 		g.log.Info("redis cluster node is no longer a primary: its circuit breaker is dropped", zap.String("node", b.node))
 		g.setLevel(b, gaugeLevelClosed, "")
+	}
+}
+
+// probe PINGs, through its breaker, each breaker that is not closed and
+// whose cooldown is over: the store's own through the Cluster client, a
+// primary's through that primary.
+func (nb *nodeBreakers) probe(ctx context.Context, g *guard, masters map[string]*goredis.Client) {
+	for _, b := range g.down() {
+		var p pinger = nb.c
+		if b.node != "" {
+			c := masters[b.node]
+			if c == nil {
+				continue
+			}
+			p = c
+		}
+		done, err := b.cb.Allow()
+		if err != nil {
+			continue // open and cooling down, or another probe runs
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		done(p.Ping(pctx).Err())
+		cancel()
 	}
 }
 

@@ -411,7 +411,12 @@ func TestClusterPrimaryKill(t *testing.T) {
 	// owner, and the store counts as up again.
 	for s.g.stateName() != "closed" {
 		if time.Now().After(deadline) {
-			t.Fatalf("the store's breaker state is still %s %v after the kill", s.g.stateName(), time.Since(killedAt).Round(time.Millisecond))
+			var open []string
+			for _, b := range s.g.down() {
+				open = append(open, fmt.Sprintf("%q %v", b.node, b.cb.State()))
+			}
+			t.Fatalf("the store's breaker state is still %s %v after the kill: breakers %v (victim %s)",
+				s.g.stateName(), time.Since(killedAt).Round(time.Millisecond), open, victim)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -422,16 +422,16 @@ func (b *batcher) execMerged(ctx context.Context, calls []*scriptCall, merged []
 	}
 	for i, call := range calls {
 		annotate(call.ctx, attrBatchSize.Int(len(calls)))
-		switch {
-		case err != nil:
+		if err != nil {
 			call.finish(nil, err)
-		default:
-			if e, ok := vals[i].(error); ok {
-				call.finish(nil, e)
-			} else {
-				call.finish(vals[i], nil)
-			}
+			continue
 		}
+		// A call's entry is its integers, or the error it alone got.
+		if e, ok := vals[i].(error); ok {
+			call.finish(nil, e)
+			continue
+		}
+		call.finish(vals[i], nil)
 	}
 	return nil
 }

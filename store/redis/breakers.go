@@ -12,44 +12,47 @@ import (
 	"go.uber.org/zap"
 )
 
-// Circuit breakers per Cluster primary.
+// Circuit breakers per node: a Cluster's primaries, a Ring's shards.
 //
-// On a standalone server, a Sentinel-managed primary or a Ring, the store
-// has one breaker. On a Cluster each primary has its own, keyed by its
-// address, so a dead primary sends only the keys in its slots to
-// on_failure while the other primaries keep deciding. Each primary's
-// decisions are pipelined apart from the others' for the same reason (a
-// pipeline waits for its slowest node). A call is guarded by
-// the breaker of its first key's primary, from the client's slot map; a
-// call whose zones live on several primaries (see split.go) counts against
-// the first one's. Calls without keys (pings, control records) use the
-// store's breaker.
+// On a standalone server or a Sentinel-managed primary, the store has one
+// breaker. On a Cluster each primary has its own, keyed by its address,
+// and on a Ring each shard: a dead node sends only its keys to on_failure
+// while the others keep deciding. Each node's decisions are pipelined
+// apart from the others' for the same reason (a pipeline waits for its
+// slowest node); on a Ring, a shard's batch is one script call (see
+// execMerged), since a shard holds any keys. A call is guarded by the
+// breaker of its first key's node, from the client's map of nodes (see
+// nodes.go); a call whose zones live on several nodes (see split.go)
+// counts against the first one's. Calls without keys (pings, control
+// records) use the store's breaker.
 //
-// After a failover a dead primary's slots belong to its replica, whose
-// address has a breaker of its own, closed: decisions come back as soon as
-// the client's slot map has the new owner. While any of the store's
-// breakers is not closed, a watcher reloads the slot map every cooldown,
-// drops the breakers of addresses that are no longer primaries and PINGs
-// through the others (no call may reach them any more), so an outage ends
-// (breaker_state 0, rate_limit_store_up) once every slot has a live owner.
+// After a Cluster failover a dead primary's slots belong to its replica,
+// whose address has a breaker of its own, closed: decisions come back as
+// soon as the client's slot map has the new owner. A Ring's heartbeat
+// moves a dead shard's keys to the live shards in the same way. While any
+// of the store's breakers is not closed, a watcher reloads the map every
+// cooldown, drops the breakers of addresses that no longer serve keys and
+// PINGs through the others (no call may reach them any more), so an outage
+// ends (breaker_state 0, rate_limit_store_up) once every key has a live
+// node.
 //
 // The store counts as down (breaker_state, health, the down and up events)
 // while any of its breakers is not closed: breaker_state reports the worst
 // of them.
 
-// breaker is one circuit breaker: the store's, or a Cluster primary's.
+// breaker is one circuit breaker: the store's, or a node's.
 type breaker struct {
 	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
-	node string // the primary's address; "" for the store's own
+	node string // the node's address; "" for the store's own
 	// openUntil is when the breaker last opened plus the cooldown, in unix
 	// nanoseconds.
 	openUntil atomic.Int64
-	// dropped is set when the address stopped being a primary (see
+	// dropped is set when the address stopped serving keys (see
 	// prune): calls still in flight on this breaker then change nothing.
 	dropped atomic.Bool
-	// batch, for a primary's breaker with pipelining on, batches the calls
-	// to that primary alone, so that a dead primary's pipelines, which
-	// wait out their timeout, never hold up calls to the others.
+	// batch, for a node's breaker with pipelining on, batches the calls to
+	// that node alone, so that a dead node's pipelines, which wait out
+	// their timeout, never hold up calls to the others.
 	batch *batcher
 }
 
@@ -83,9 +86,10 @@ func (b *breaker) retryAfter() time.Duration {
 	return time.Second
 }
 
-// nodeBreakers are the breakers of a Cluster's primaries.
+// nodeBreakers are the breakers of a Cluster's primaries or a Ring's
+// shards.
 type nodeBreakers struct {
-	c        *goredis.ClusterClient
+	topo     nodeTopology
 	failures uint32
 
 	mu   sync.Mutex
@@ -96,14 +100,6 @@ type nodeBreakers struct {
 	stopped  sync.Once
 }
 
-// cancelled is a context that has ended, for lookups that must not touch
-// the network.
-var cancelled = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
-
 // breakerFor returns the breaker that guards a call whose first key is
 // key.
 func (s *Store) breakerFor(_ context.Context, key string) *breaker {
@@ -111,18 +107,14 @@ func (s *Store) breakerFor(_ context.Context, key string) *breaker {
 	if nb == nil {
 		return s.g.main
 	}
-	// A cancelled context: with its slot map loaded the client answers
-	// from memory; without one it would load it now, outside the store's
-	// timeout, so the call goes under the store's breaker instead and
-	// loads the map within its own deadline.
-	master, err := nb.c.MasterForKey(cancelled, key)
-	if err != nil {
+	addr, ok := nb.topo.nodeFor(key)
+	if !ok {
 		return s.g.main
 	}
-	return s.nodeBreaker(master.Options().Addr)
+	return s.nodeBreaker(addr)
 }
 
-// nodeBreaker returns the breaker of the Cluster primary at addr, creating
+// nodeBreaker returns the breaker of the node at addr, creating
 // it on first use. s.g.nodes must be set.
 func (s *Store) nodeBreaker(addr string) *breaker {
 	nb := s.g.nodes
@@ -147,7 +139,7 @@ func (s *Store) nodeBreaker(addr string) *breaker {
 	}
 	b := s.g.newBreaker(addr, nb.failures)
 	if s.batch != nil {
-		b.batch = &batcher{p: s.batch.p, max: s.batch.max, width: s.batch.width, m: s.batch.m}
+		b.batch = &batcher{p: s.batch.p, max: s.batch.max, width: s.batch.width, m: s.batch.m, merge: nb.topo.mergeable()}
 	}
 	next[addr] = b
 	nb.byID.Store(&next)
@@ -261,11 +253,11 @@ func (nb *nodeBreakers) watch(g *guard) {
 }
 
 // watchLoop runs every cooldown, until none of the store's breakers is
-// open or half-open, or the store closes: it reloads the slot map, drops
-// the breakers of addresses that are no longer primaries, and probes each
-// breaker that is not closed with a PING, since a breaker no call reaches
-// any more (its slots moved, or calls only fell back to the store's own
-// while the slot map was incomplete) would otherwise never close.
+// open or half-open, or the store closes: it reloads the map of nodes,
+// drops the breakers of addresses that no longer serve keys, and probes
+// each breaker that is not closed with a PING, since a breaker no call
+// reaches any more (its keys moved, or calls only fell back to the store's
+// own while the map was incomplete) would otherwise never close.
 func (nb *nodeBreakers) watchLoop(g *guard) {
 	tick := time.NewTicker(max(g.cooldown, 100*time.Millisecond))
 	defer tick.Stop()
@@ -276,8 +268,8 @@ func (nb *nodeBreakers) watchLoop(g *guard) {
 		case <-tick.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		nb.c.ReloadState(ctx)
-		masters := nb.masters(ctx)
+		nb.topo.refresh(ctx)
+		masters := nb.topo.members(ctx)
 		if masters != nil {
 			nb.prune(g, masters)
 		}
@@ -304,25 +296,8 @@ func (g *guard) down() []*breaker {
 	return out
 }
 
-// masters returns the clients of the Cluster's primaries by address, from
-// the client's slot map, or nil when it has none.
-func (nb *nodeBreakers) masters(ctx context.Context) map[string]*goredis.Client {
-	var mu sync.Mutex
-	masters := map[string]*goredis.Client{}
-	err := nb.c.ForEachMaster(ctx, func(_ context.Context, c *goredis.Client) error {
-		mu.Lock()
-		masters[c.Options().Addr] = c
-		mu.Unlock()
-		return nil
-	})
-	if err != nil || len(masters) == 0 {
-		return nil
-	}
-	return masters
-}
-
-// prune drops the breakers of addresses that are not among masters any
-// more, and counts them as closed.
+// prune drops the breakers of addresses that are not among masters (the
+// nodes that serve keys) any more, and counts them as closed.
 func (nb *nodeBreakers) prune(g *guard, masters map[string]*goredis.Client) {
 	nb.mu.Lock()
 	old := nb.byID.Load()
@@ -341,17 +316,17 @@ func (nb *nodeBreakers) prune(g *guard, masters map[string]*goredis.Client) {
 	nb.mu.Unlock()
 	for _, b := range gone {
 		b.dropped.Store(true)
-		g.log.Info("redis cluster node is no longer a primary: its circuit breaker is dropped", zap.String("node", b.node))
+		g.log.Info("redis node no longer serves keys (a former Cluster primary, or a Ring shard the ring took out): its circuit breaker is dropped", zap.String("node", b.node))
 		g.setLevel(b, gaugeLevelClosed, "")
 	}
 }
 
 // probe PINGs, through its breaker, each breaker that is not closed and
-// whose cooldown is over: the store's own through the Cluster client, a
-// primary's through that primary.
+// whose cooldown is over: the store's own through the client, a node's
+// through that node.
 func (nb *nodeBreakers) probe(ctx context.Context, g *guard, masters map[string]*goredis.Client) {
 	for _, b := range g.down() {
-		var p pinger = nb.c
+		var p pinger = nb.topo
 		if b.node != "" {
 			c := masters[b.node]
 			if c == nil {

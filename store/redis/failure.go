@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/ratewarden/ratewarden/algorithms"
@@ -94,8 +93,8 @@ func newGuard(opts Options, c Client) *guard {
 	}
 	failures := uint32(opts.BreakerFailures)
 	g.main = g.newBreaker("", failures)
-	if cc, ok := c.(*goredis.ClusterClient); ok {
-		g.nodes = &nodeBreakers{c: cc, failures: failures, stop: make(chan struct{})}
+	if topo := topologyOf(c); topo != nil {
+		g.nodes = &nodeBreakers{topo: topo, failures: failures, stop: make(chan struct{})}
 	}
 	g.m.state.Set(0)
 	if g.policy == OnFailureLocal {

@@ -37,9 +37,9 @@ import (
 // A batch is one pipeline. On a standalone server or a Sentinel-managed
 // primary, whose keys all live on one server, its calls are also merged
 // into one script call (execMerged), so that Redis runs one script per
-// batch instead of one per decision. On Cluster and Ring, go-redis sends a
-// pipeline's commands to each node they live on, in parallel; it still
-// counts as one round trip. Scripts a server has lost (NOSCRIPT, after a
+// batch instead of one per decision. On Cluster and Ring, each node has a
+// batcher of its own (see breakers.go); a Ring shard's batches are merged
+// too, a Cluster primary's are not (a script's keys must share a slot). Scripts a server has lost (NOSCRIPT, after a
 // restart, a failover or SCRIPT FLUSH) are sent again with EVAL, which
 // also loads them, in one more pipeline.
 

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/ratewarden/ratewarden/algorithms"
 	"github.com/ratewarden/ratewarden/store"
 )
@@ -87,4 +90,79 @@ func TestRingAdmitsExactlyTheLimitPerKeyAcrossShards(t *testing.T) {
 			t.Errorf("shard %s holds %d keys (%v): the ring did not use it", srv.Addr, n, err)
 		}
 	}
+}
+
+// A Ring with a dead shard: keys on the live shard are decided by Redis
+// throughout (each shard has its own breaker), keys on the dead one go to
+// the policy until the ring's heartbeat hashes them to the live shard, and
+// the store counts as up again once the dead shard's breaker is dropped.
+func TestRingShardDeathTouchesOnlyItsKeys(t *testing.T) {
+	t.Parallel()
+	a, b := startServer(t), startServer(t)
+	c, err := NewClient(Options{Shards: map[string]string{"a": a.Addr, "b": b.Addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	const cooldown = 300 * time.Millisecond
+	s := New(c, Options{
+		KeyPrefix: fmt.Sprintf("t%d:ring-death:", storeSeq.Add(1)),
+		Timeout:   caddy.Duration(200 * time.Millisecond), OnFailure: OnFailureDeny,
+		BreakerCooldown: caddy.Duration(cooldown),
+	})
+	t.Cleanup(s.Close)
+	alg := lookup(t, "gcra")
+	ring := c.(*goredis.Ring)
+	var onLive, onDead []store.Key
+	for i := 0; len(onLive) < 8 || len(onDead) < 8; i++ {
+		k := key(fmt.Sprint("ring-death/", i))
+		shard, err := ring.GetShardClientForKey(keyName(s.prefix, "z", k, algGCRA))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if shard.Options().Addr == a.Addr {
+			onLive = append(onLive, k)
+		} else {
+			onDead = append(onDead, k)
+		}
+	}
+	decide := func(k store.Key) error {
+		_, err := takeOne(context.Background(), s, req(alg, "z", k, 1_000_000, time.Hour, 1))
+		return err
+	}
+	for _, k := range append(onLive, onDead...) {
+		if err := decide(k); err != nil {
+			t.Fatalf("before the shard died: %v", err)
+		}
+	}
+
+	b.stop()
+	died := time.Now()
+	var back time.Time // when a dead shard's key was decided by Redis again
+	for time.Since(died) < 10*time.Second {
+		// The dead shard's keys first, several failures in a row: enough
+		// to open a breaker shared by the whole store.
+		for _, k := range onDead {
+			if decide(k) == nil && back.IsZero() {
+				back = time.Now()
+			}
+		}
+		for _, k := range onLive {
+			if err := decide(k); err != nil {
+				t.Fatalf("a key on the live shard went to the policy %v after the other shard died: %v", time.Since(died), err)
+			}
+		}
+		if !back.IsZero() && s.g.stateName() == "closed" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if back.IsZero() {
+		t.Fatal("the dead shard's keys never came back to Redis")
+	}
+	if st := s.g.stateName(); st != "closed" {
+		t.Fatalf("store state %s %v after the shard died", st, time.Since(died))
+	}
+	t.Logf("dead shard's keys decided by Redis again %v after it died; store up again %v after",
+		back.Sub(died).Round(time.Millisecond), time.Since(died).Round(time.Millisecond))
 }

@@ -128,10 +128,20 @@ type pipelineClient interface {
 
 // runScript runs cmd, an EVALSHA command of the take script on keys (see
 // appendCommand), by deadline, batched with concurrent calls when
-// pipelining is on, and returns its reply, unparsed.
-func (s *Store) runScript(ctx context.Context, deadline time.Time, keys []string, cmd []any) (any, error) {
-	if b := s.batcherFor(ctx, keys[0]); b != nil {
-		return b.run(ctx, deadline, cmd)
+// pipelining is on, and returns its reply, unparsed. b is the breaker of
+// keys[0], or nil to look it up: on a Cluster or a Ring its node's batcher
+// sends the call.
+func (s *Store) runScript(ctx context.Context, deadline time.Time, b *breaker, keys []string, cmd []any) (any, error) {
+	if bt := s.batch; bt != nil {
+		if s.g.nodes != nil {
+			if b == nil {
+				b = s.breakerFor(ctx, keys[0])
+			}
+			if b.batch != nil {
+				bt = b.batch
+			}
+		}
+		return bt.run(ctx, deadline, cmd)
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -143,19 +153,6 @@ func (s *Store) runScript(ctx context.Context, deadline time.Time, keys []string
 		reply, err = s.c.Eval(ctx, takeSource, keys, args...).Result()
 	}
 	return reply, err
-}
-
-// batcherFor returns the batcher for a call whose first key is key: on a
-// Cluster, its primary's (see breakers.go), otherwise the store's; nil when
-// pipelining is off.
-func (s *Store) batcherFor(ctx context.Context, key string) *batcher {
-	if s.batch == nil || s.g.nodes == nil {
-		return s.batch
-	}
-	if b := s.breakerFor(ctx, key); b.batch != nil {
-		return b.batch
-	}
-	return s.batch
 }
 
 // isNoScript reports whether err is Redis saying it does not know the

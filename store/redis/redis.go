@@ -127,7 +127,7 @@ func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms
 	}
 	b := s.breakerFor(ctx, keys[0])
 	err = s.doScript(ctx, opTake, b, func(deadline time.Time) error {
-		return s.decide(ctx, deadline, reqs, keys, ids, out)
+		return s.decide(ctx, deadline, b, reqs, keys, ids, out)
 	})
 	if err != nil {
 		return s.fallback(ctx, b, reqs, out, s.diag.explain("taking from", err))
@@ -139,14 +139,15 @@ func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms
 }
 
 // decide runs the take script for reqs by deadline, split per hash tag
-// when the client routes keys to several nodes.
-func (s *Store) decide(ctx context.Context, deadline time.Time, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision) error {
+// when the client routes keys to several nodes. b is the breaker of
+// keys[0] (see breakerFor).
+func (s *Store) decide(ctx context.Context, deadline time.Time, b *breaker, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision) error {
 	if s.split {
 		if groups := groupByTag(keys); len(groups) > 1 {
 			return s.takeSplit(ctx, deadline, reqs, keys, ids, out, groups)
 		}
 	}
-	return s.eval(ctx, deadline, reqs, keys, ids, out, false)
+	return s.eval(ctx, deadline, b, reqs, keys, ids, out, false)
 }
 
 // prepare returns the key and script id of every request, and refuses a
@@ -171,7 +172,7 @@ func (s *Store) prepare(reqs []store.Request) ([]string, []algID, error) {
 // eval runs the take script once for reqs, whose keys must share a slot,
 // by deadline, and fills out. A dry run decides as usual but writes
 // nothing.
-func (s *Store) eval(ctx context.Context, deadline time.Time, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, dry bool) error {
+func (s *Store) eval(ctx context.Context, deadline time.Time, b *breaker, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, dry bool) error {
 	var now any = ""
 	if s.now != nil {
 		now = s.now()
@@ -185,7 +186,7 @@ func (s *Store) eval(ctx context.Context, deadline time.Time, reqs []store.Reque
 	for i := range reqs {
 		cmd = appendArgs(cmd, ids[i], &reqs[i])
 	}
-	reply, err := s.runScript(ctx, deadline, keys, cmd)
+	reply, err := s.runScript(ctx, deadline, b, keys, cmd)
 	if err != nil {
 		return fmt.Errorf("running the take script: %w", err)
 	}
@@ -245,8 +246,9 @@ func (s *Store) Inspect(ctx context.Context, req store.Request) (d algorithms.De
 	out := make([]algorithms.Decision, 1)
 	keys, ids, err := s.prepare(reqs)
 	if err == nil {
-		err = s.doScript(ctx, opInspect, s.breakerFor(ctx, keys[0]), func(deadline time.Time) error {
-			return s.eval(ctx, deadline, reqs, keys, ids, out, false)
+		b := s.breakerFor(ctx, keys[0])
+		err = s.doScript(ctx, opInspect, b, func(deadline time.Time) error {
+			return s.eval(ctx, deadline, b, reqs, keys, ids, out, false)
 		})
 	}
 	if err != nil {

@@ -107,7 +107,7 @@ func (s *Store) takeSplit(ctx context.Context, deadline time.Time, reqs []store.
 // evalGroup runs the take script for one group and copies its decisions to
 // their places in out.
 func (s *Store) evalGroup(ctx context.Context, deadline time.Time, sub subset, idx []int, out []algorithms.Decision, dry bool) error {
-	if err := s.eval(ctx, deadline, sub.reqs, sub.keys, sub.ids, sub.out, dry); err != nil {
+	if err := s.eval(ctx, deadline, nil, sub.reqs, sub.keys, sub.ids, sub.out, dry); err != nil {
 		return err
 	}
 	for j, i := range idx {
@@ -141,7 +141,7 @@ func (s *Store) refund(ctx context.Context, charged []subset) error {
 			continue
 		}
 		back.out = make([]algorithms.Decision, len(back.reqs))
-		if err := s.eval(ctx, deadline, back.reqs, back.keys, back.ids, back.out, false); err != nil {
+		if err := s.eval(ctx, deadline, nil, back.reqs, back.keys, back.ids, back.out, false); err != nil {
 			errs = append(errs, fmt.Errorf("refunding a split call: %w", err))
 		}
 	}

@@ -370,7 +370,7 @@ func TestRefundGivesBackTheCharges(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := pick(reqs, keys, ids, []int{0, 1, 2})
-	if err := s.eval(ctx, time.Now().Add(s.timeout), sub.reqs, sub.keys, sub.ids, sub.out, false); err != nil {
+	if err := s.eval(ctx, time.Now().Add(s.timeout), nil, sub.reqs, sub.keys, sub.ids, sub.out, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.refund(ctx, []subset{sub}); err != nil {

@@ -97,7 +97,11 @@ func newGuard(opts Options, c Client) *guard {
 		g.nodes = &nodeBreakers{topo: topo, failures: failures, stop: make(chan struct{})}
 	}
 	g.m.state.Set(0)
-	if g.policy == OnFailureLocal {
+	switch {
+	case g.policy != OnFailureLocal:
+	case opts.local != nil:
+		g.local, g.localPooled = opts.local, true
+	default:
 		g.local = memory.New(memory.Options{Now: wallNow})
 	}
 	return g

@@ -77,13 +77,11 @@ func (m *Module) Provision(ctx caddy.Context) error {
 		// NewClient's default address, for errors and events.
 		opts.Addresses = []string{"localhost:6379"}
 	}
-	m.Store = New(c, opts)
-	if m.Store.g.local != nil {
-		// The pooled limiter replaces the store's own, so its counters
-		// survive reloads (see locals).
-		m.Store.g.local.Close()
-		m.Store.g.local, m.Store.g.localPooled = loadLocal(opts.Name), true
+	if opts.OnFailure == OnFailureLocal {
+		// The pooled limiter, so that its counters survive reloads.
+		opts.local = loadLocal(opts.Name)
 	}
+	m.Store = New(c, opts)
 	answered, err := m.Store.checkStartup(ctx, opts)
 	if err != nil {
 		_ = m.release()

@@ -8,6 +8,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/ratewarden/ratewarden/store/memory"
 )
 
 // Options configures the Redis store. Its fields are JSON-ready, so the
@@ -167,6 +169,11 @@ type Options struct {
 	// time and in order. The module emits them as Caddy events.
 	// Default: none.
 	Notify func(event string, data map[string]any) `json:"-"`
+
+	// local, when set, is the limiter of the local policy, shared across
+	// config loads (the module's pooled one; see locals); otherwise the
+	// store makes its own.
+	local *memory.Store
 }
 
 // Values of Options.OnFailure.

@@ -70,17 +70,7 @@ func (cl *redisCluster) addrs() []string {
 // store is the global rate_limit option that makes the cluster the default
 // store: several addresses are Cluster seeds.
 func (cl *redisCluster) store(prefix string, timeout time.Duration, extra ...string) string {
-	lines := ""
-	for _, l := range extra {
-		lines += "\t\t" + l + "\n"
-	}
-	return fmt.Sprintf(`rate_limit {
-	store redis {
-		address %s
-		key_prefix %s
-		timeout %s
-%s	}
-}`, strings.Join(cl.addrs()[:3], " "), prefix, timeout, lines)
+	return redisStoreAt(strings.Join(cl.addrs()[:3], " "), prefix, timeout, extra...)
 }
 
 // skews are the instances' clock offsets in the exactness runs: seconds
@@ -115,17 +105,7 @@ func TestRedisExactAcrossThreeInstancesOnACluster(t *testing.T) {
 				Global: cl.store("cexact-"+alg+":", 5*time.Second, "deny_cache"),
 				Site:   exactSite(alg, zone, exactLimit, exactWindow),
 			})
-			res := runLoad(insts, load{clients: exactClients, duration: exactRun,
-				maxPerClient: exactMaxReqs, path: "/", zone: zone, align: exactWindow}, nil)
-			checkClean(t, res)
-			switch alg {
-			case "fixed_window":
-				checkFixedWindow(t, res)
-			case "sliding_log":
-				checkSlidingLog(t, res)
-			default:
-				checkRate(t, res, exactLimit)
-			}
+			checkExact(t, insts, alg, zone)
 		})
 	}
 }

@@ -55,18 +55,25 @@ func TestRedisExactAcrossThreeInstances(t *testing.T) {
 				Global: redisStore(srv, "exact-"+alg+":", 5*time.Second),
 				Site:   exactSite(alg, zone, exactLimit, exactWindow),
 			})
-			res := runLoad(insts, load{clients: exactClients, duration: exactRun,
-				maxPerClient: exactMaxReqs, path: "/", zone: zone, align: exactWindow}, nil)
-			checkClean(t, res)
-			switch alg {
-			case "fixed_window":
-				checkFixedWindow(t, res)
-			case "sliding_log":
-				checkSlidingLog(t, res)
-			default:
-				checkRate(t, res, exactLimit)
-			}
+			checkExact(t, insts, alg, zone)
 		})
+	}
+}
+
+// checkExact runs the exactness load on insts, one key in zone, and checks
+// that alg admitted exactly its limit.
+func checkExact(t *testing.T, insts []*Caddy, alg, zone string) {
+	t.Helper()
+	res := runLoad(insts, load{clients: exactClients, duration: exactRun,
+		maxPerClient: exactMaxReqs, path: "/", zone: zone, align: exactWindow}, nil)
+	checkClean(t, res)
+	switch alg {
+	case "fixed_window":
+		checkFixedWindow(t, res)
+	case "sliding_log":
+		checkSlidingLog(t, res)
+	default:
+		checkRate(t, res, exactLimit)
 	}
 }
 

@@ -131,6 +131,12 @@ func (srv *redisServer) Kill() {
 // store, with keys under prefix and the given per-decision timeout, plus
 // any extra store lines.
 func redisStore(srv *redisServer, prefix string, timeout time.Duration, extra ...string) string {
+	return redisStoreAt(srv.Addr, prefix, timeout, extra...)
+}
+
+// redisStoreAt is redisStore for the server or Cluster seeds at addrs
+// (space-separated).
+func redisStoreAt(addrs, prefix string, timeout time.Duration, extra ...string) string {
 	lines := ""
 	for _, l := range extra {
 		lines += "\t\t" + l + "\n"
@@ -141,7 +147,7 @@ func redisStore(srv *redisServer, prefix string, timeout time.Duration, extra ..
 		key_prefix %s
 		timeout %s
 %s	}
-}`, srv.Addr, prefix, timeout, lines)
+}`, addrs, prefix, timeout, lines)
 }
 
 // startInstances starts n Caddy instances with the same config.

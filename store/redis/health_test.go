@@ -157,12 +157,7 @@ func TestHealthReportsAnOpenBreakerAndThePolicy(t *testing.T) {
 
 func TestHealthOfARingWithAShardDown(t *testing.T) {
 	t.Parallel()
-	a, b := startServer(t), startServer(t)
-	c, err := NewClient(Options{Shards: map[string]string{"a": a.Addr, "b": b.Addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	_, b, c := startRing(t)
 	s := testStore(t, c)
 	checkHealthy(t, s, "ring")
 

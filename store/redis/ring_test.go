@@ -15,15 +15,23 @@ import (
 	"github.com/ratewarden/ratewarden/store"
 )
 
-func TestRingAdmitsExactlyTheLimitPerKeyAcrossShards(t *testing.T) {
-	t.Parallel()
-	const limit, keys, workers = 50, 8, 16
-	a, b := startServer(t), startServer(t)
+// startRing starts two servers and returns them with a Ring client of the
+// two as shards "a" and "b", closed when the test ends.
+func startRing(t *testing.T) (a, b *server, c goredis.UniversalClient) {
+	t.Helper()
+	a, b = startServer(t), startServer(t)
 	c, err := NewClient(Options{Shards: map[string]string{"a": a.Addr, "b": b.Addr}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
+	return a, b, c
+}
+
+func TestRingAdmitsExactlyTheLimitPerKeyAcrossShards(t *testing.T) {
+	t.Parallel()
+	const limit, keys, workers = 50, 8, 16
+	a, b, c := startRing(t)
 
 	for _, name := range []string{"gcra", "sliding_log", "fixed_window"} {
 		alg := lookup(t, name)
@@ -98,12 +106,7 @@ func TestRingAdmitsExactlyTheLimitPerKeyAcrossShards(t *testing.T) {
 // the store counts as up again once the dead shard's breaker is dropped.
 func TestRingShardDeathTouchesOnlyItsKeys(t *testing.T) {
 	t.Parallel()
-	a, b := startServer(t), startServer(t)
-	c, err := NewClient(Options{Shards: map[string]string{"a": a.Addr, "b": b.Addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	a, b, c := startRing(t)
 	const cooldown = 300 * time.Millisecond
 	s := New(c, Options{
 		KeyPrefix: fmt.Sprintf("t%d:ring-death:", storeSeq.Add(1)),

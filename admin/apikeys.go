@@ -23,9 +23,8 @@ type issuedKey struct {
 func keyWhat(id string) string { return "API key " + strconv.Quote(id) }
 
 func serveListKeys(c *call) {
-	keys, err := c.b.APIKeys()
-	if err != nil {
-		c.failErr(err, "API keys")
+	keys, ok := c.apiKeys()
+	if !ok {
 		return
 	}
 	c.reply(http.StatusOK, orEmpty(keys.List()))
@@ -33,9 +32,8 @@ func serveListKeys(c *call) {
 
 func serveKey(c *call) {
 	id := c.r.PathValue("id")
-	keys, err := c.b.APIKeys()
-	if err != nil {
-		c.failErr(err, "API keys")
+	keys, ok := c.apiKeys()
+	if !ok {
 		return
 	}
 	info, err := keys.Info(id)
@@ -51,9 +49,8 @@ func serveCreateKey(c *call) {
 	if !c.decode(&spec) {
 		return
 	}
-	keys, err := c.b.APIKeys()
-	if err != nil {
-		c.failErr(err, "API keys")
+	keys, ok := c.apiKeys()
+	if !ok {
 		return
 	}
 	secret, info, err := keys.Create(c.r.Context(), spec)
@@ -87,9 +84,8 @@ func serveRotateKey(c *call) {
 		}
 		grace = d
 	}
-	keys, err := c.b.APIKeys()
-	if err != nil {
-		c.failErr(err, "API keys")
+	keys, ok := c.apiKeys()
+	if !ok {
 		return
 	}
 	secret, before, after, err := keys.Rotate(c.r.Context(), id, grace)
@@ -108,9 +104,8 @@ const EventKeyRevoked = "rate_limit_key_revoked"
 
 func serveRevokeKey(c *call) {
 	id := c.r.PathValue("id")
-	keys, err := c.b.APIKeys()
-	if err != nil {
-		c.failErr(err, "API keys")
+	keys, ok := c.apiKeys()
+	if !ok {
 		return
 	}
 	before, after, err := keys.Revoke(c.r.Context(), id)

@@ -17,14 +17,12 @@ const maxZoneBytes = 120
 // serveExport answers the export document. It holds key hashes, so it is
 // not cached.
 func serveExport(c *call) {
-	keys, err := c.b.APIKeys()
-	if err != nil {
-		c.failErr(err, "API keys")
+	keys, ok := c.apiKeys()
+	if !ok {
 		return
 	}
-	ovs, err := c.b.Overrides()
-	if err != nil {
-		c.failErr(err, "overrides")
+	ovs, ok := c.overrides()
+	if !ok {
 		return
 	}
 	zones, keyOvs := ovs.List()
@@ -56,17 +54,16 @@ func serveImport(c *call) {
 		c.fail(invalidProblem(fields))
 		return
 	}
-	keys, err := c.b.APIKeys()
-	if err != nil {
-		c.failErr(err, "API keys")
+	keys, ok := c.apiKeys()
+	if !ok {
 		return
 	}
-	ovs, err := c.b.Overrides()
-	if err != nil {
-		c.failErr(err, "overrides")
+	ovs, ok := c.overrides()
+	if !ok {
 		return
 	}
 	var counts importCounts
+	var err error
 	if counts.APIKeys, err = keys.Import(c.r.Context(), doc.APIKeys); err != nil {
 		c.failErr(err, "the document's API keys")
 		return

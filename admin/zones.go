@@ -315,6 +315,16 @@ func serveTop(c *call) {
 	c.reply(http.StatusOK, top)
 }
 
+// apiKeys is the API key registry, or false after answering the error.
+func (c *call) apiKeys() (*control.Keys, bool) {
+	keys, err := c.b.APIKeys()
+	if err != nil {
+		c.failErr(err, "API keys")
+		return nil, false
+	}
+	return keys, true
+}
+
 // overrides is the override registry, or false after answering the error.
 func (c *call) overrides() (*control.Overrides, bool) {
 	ovs, err := c.b.Overrides()

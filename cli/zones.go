@@ -1,13 +1,12 @@
 package cli
 
 import (
-	"time"
-
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 

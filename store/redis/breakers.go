@@ -102,7 +102,7 @@ type nodeBreakers struct {
 
 // breakerFor returns the breaker that guards a call whose first key is
 // key.
-func (s *Store) breakerFor(_ context.Context, key string) *breaker {
+func (s *Store) breakerFor(key string) *breaker {
 	nb := s.g.nodes
 	if nb == nil {
 		return s.g.main

@@ -91,7 +91,7 @@ func TestBreakerLookupNeverWaitsOnAnUnloadedCluster(t *testing.T) {
 		t.Fatal("a Cluster store has no per-primary breakers")
 	}
 	start := time.Now()
-	if b := s.breakerFor(context.Background(), "k"); b != s.g.main {
+	if b := s.breakerFor("k"); b != s.g.main {
 		t.Errorf("breaker of %q without a slot map, want the store's", b.node)
 	}
 	if d := time.Since(start); d > 20*time.Millisecond {

@@ -135,7 +135,7 @@ func (s *Store) runScript(ctx context.Context, deadline time.Time, b *breaker, k
 	if bt := s.batch; bt != nil {
 		if s.g.nodes != nil {
 			if b == nil {
-				b = s.breakerFor(ctx, keys[0])
+				b = s.breakerFor(keys[0])
 			}
 			if b.batch != nil {
 				bt = b.batch

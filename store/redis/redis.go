@@ -125,7 +125,7 @@ func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms
 	if err != nil {
 		return fmt.Errorf("taking from redis store: %w", err)
 	}
-	b := s.breakerFor(ctx, keys[0])
+	b := s.breakerFor(keys[0])
 	err = s.doScript(ctx, opTake, b, func(deadline time.Time) error {
 		return s.decide(ctx, deadline, b, reqs, keys, ids, out)
 	})
@@ -246,7 +246,7 @@ func (s *Store) Inspect(ctx context.Context, req store.Request) (d algorithms.De
 	out := make([]algorithms.Decision, 1)
 	keys, ids, err := s.prepare(reqs)
 	if err == nil {
-		b := s.breakerFor(ctx, keys[0])
+		b := s.breakerFor(keys[0])
 		err = s.doScript(ctx, opInspect, b, func(deadline time.Time) error {
 			return s.eval(ctx, deadline, b, reqs, keys, ids, out, false)
 		})
@@ -270,7 +270,7 @@ func (s *Store) Reset(ctx context.Context, zone string, key store.Key) (err erro
 	if s.denied != nil {
 		s.denied.forget(zone, key)
 	}
-	err = s.doWithin(ctx, opReset, s.breakerFor(ctx, keys[0]), s.timeout, func(ctx context.Context) error {
+	err = s.doWithin(ctx, opReset, s.breakerFor(keys[0]), s.timeout, func(ctx context.Context) error {
 		return s.c.Del(ctx, keys...).Err()
 	})
 	if err != nil {

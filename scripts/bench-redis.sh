@@ -33,6 +33,7 @@
 #   BENCH_THREADS      wrk threads (default 2)
 #   BENCH_KEYS         distinct keys (default 100000)
 #   BENCH_CEILING_N    EVALSHA calls per redis-benchmark round (default 100000)
+#   BENCH_PIPELINE_WIDTH  the store's pipeline_width (default 2, the store's default)
 #   BENCH_OUT          markdown file to append to (default docs/benchmarks.md; "" to skip)
 #   CADDY              the Caddy binary (default ./caddy, built with make build if missing)
 set -euo pipefail
@@ -45,6 +46,7 @@ THREADS="${BENCH_THREADS:-2}"
 KEYS="${BENCH_KEYS:-100000}"
 ROUNDS="${BENCH_ROUNDS:-5}"
 CEILING_N="${BENCH_CEILING_N:-100000}"
+PIPELINE_WIDTH="${BENCH_PIPELINE_WIDTH:-2}"
 OUT="${BENCH_OUT-docs/benchmarks.md}"
 CADDY="${CADDY:-$ROOT/caddy}"
 CONNS=(64 256)
@@ -53,8 +55,8 @@ export BENCH_THREADS="$THREADS" BENCH_KEYS="$KEYS"
 die() { echo "bench-redis: $*" >&2; exit 1; }
 . "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
-for n in "$DURATION" "$THREADS" "$KEYS" "$ROUNDS" "$CEILING_N"; do
-	[[ "$n" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION, BENCH_ROUNDS, BENCH_THREADS, BENCH_KEYS and BENCH_CEILING_N must be positive integers"
+for n in "$DURATION" "$THREADS" "$KEYS" "$ROUNDS" "$CEILING_N" "$PIPELINE_WIDTH"; do
+	[[ "$n" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION, BENCH_ROUNDS, BENCH_THREADS, BENCH_KEYS, BENCH_CEILING_N and BENCH_PIPELINE_WIDTH must be positive integers"
 done
 ((DURATION <= 600)) || die "BENCH_DURATION is capped at 600 seconds"
 ((ROUNDS <= 50)) || die "BENCH_ROUNDS is capped at 50"
@@ -212,7 +214,7 @@ SHA=$(sha1sum "$TAKE" | awk '{print $1}')
 declare -A URL_OF ADMIN_OF VAL_AT REQS SECS NON2XX_OF ERRORS_OF SNAP DELTA
 start_caddy plain examples/bench/plain.Caddyfile
 URL_OF[plain]="http://127.0.0.1:$PORT/"
-start_caddy redis examples/bench/redis-many-keys.Caddyfile BENCH_REDIS_PORT="$REDIS_PORT"
+start_caddy redis examples/bench/redis-many-keys.Caddyfile BENCH_REDIS_PORT="$REDIS_PORT" BENCH_PIPELINE_WIDTH="$PIPELINE_WIDTH"
 URL_OF[redis]="http://127.0.0.1:$PORT/"
 REDIS_ADMIN=$ADMIN
 
@@ -329,7 +331,7 @@ REPORT="$WORK/report.md"
 	echo "2xx/s is the mean rate of 2xx responses (a 503 from \`on_failure deny\` after a Redis error, timeout or"
 	echo "open breaker is no decision, so it does not count), \"vs plain\" the median of the per-round ratios of"
 	echo "2xx/s, latencies the median of the per-round percentiles of every response (ms). Redis store: standalone,"
-	echo "defaults (timeout 50ms, breaker 5 failures / 5s cooldown, pipelining batch 128 width 2), \`on_failure deny\`."
+	echo "settings (timeout 50ms, breaker 5 failures / 5s cooldown, pipelining batch 128 width $PIPELINE_WIDTH), \`on_failure deny\`."
 	echo
 	echo "| scenario | c | 2xx/s | vs plain | p50 ms | p99 ms | notes |"
 	echo "| --- | ---: | ---: | ---: | ---: | ---: | --- |"

@@ -19,6 +19,10 @@
 #     INFO commandstats (evalsha + eval calls) and INFO stats
 #     (total_reads_processed: socket reads, one or more per pipeline);
 #   - the p99 latency Redis adds at c=64 (wrk --latency);
+#   - the bound: req/s of a third Caddy with the same store pointed at
+#     scripts/nullredis, a stand-in that answers every script call at once
+#     without Lua or keys, so that the figure is what waiting on any network
+#     answer costs on this machine (BENCH_NULL=0 skips it);
 #   - the Redis ceiling: redis-benchmark EVALSHA of the store's own take
 #     script (the embedded store/redis/lua/*.lua joined as script.go joins
 #     them; the script checks its SHA1 against the one Caddy uses), pipelined
@@ -34,6 +38,7 @@
 #   BENCH_KEYS         distinct keys (default 100000)
 #   BENCH_CEILING_N    EVALSHA calls per redis-benchmark round (default 100000)
 #   BENCH_PIPELINE_WIDTH  the store's pipeline_width (default 2, the store's default)
+#   BENCH_NULL         1 (default) to measure the stand-in bound too, 0 to skip it
 #   BENCH_OUT          markdown file to append to (default docs/benchmarks.md; "" to skip)
 #   CADDY              the Caddy binary (default ./caddy, built with make build if missing)
 set -euo pipefail
@@ -47,6 +52,7 @@ KEYS="${BENCH_KEYS:-100000}"
 ROUNDS="${BENCH_ROUNDS:-5}"
 CEILING_N="${BENCH_CEILING_N:-100000}"
 PIPELINE_WIDTH="${BENCH_PIPELINE_WIDTH:-2}"
+NULL="${BENCH_NULL:-1}"
 OUT="${BENCH_OUT-docs/benchmarks.md}"
 CADDY="${CADDY:-$ROOT/caddy}"
 CONNS=(64 256)
@@ -58,6 +64,7 @@ die() { echo "bench-redis: $*" >&2; exit 1; }
 for n in "$DURATION" "$THREADS" "$KEYS" "$ROUNDS" "$CEILING_N" "$PIPELINE_WIDTH"; do
 	[[ "$n" =~ ^[1-9][0-9]*$ ]] || die "BENCH_DURATION, BENCH_ROUNDS, BENCH_THREADS, BENCH_KEYS, BENCH_CEILING_N and BENCH_PIPELINE_WIDTH must be positive integers"
 done
+[[ "$NULL" == 0 || "$NULL" == 1 ]] || die "BENCH_NULL must be 0 or 1"
 ((DURATION <= 600)) || die "BENCH_DURATION is capped at 600 seconds"
 ((ROUNDS <= 50)) || die "BENCH_ROUNDS is capped at 50"
 ((CEILING_N <= 10000000)) || die "BENCH_CEILING_N is capped at 10000000"
@@ -116,6 +123,27 @@ start_redis() {
 	done
 	cat "$WORK/redis.log" >&2 || true
 	die "redis-server did not start"
+}
+
+# start_null builds and starts scripts/nullredis on a free loopback port and
+# waits for PING. Sets NULL_PORT.
+start_null() {
+	local attempt i pid
+	timeout 600 go build -o "$WORK/nullredis" ./scripts/nullredis || die "could not build scripts/nullredis"
+	for attempt in 1 2 3; do
+		NULL_PORT=$(free_port)
+		"$WORK/nullredis" -addr "127.0.0.1:$NULL_PORT" >"$WORK/nullredis.log" 2>&1 &
+		pid=$!
+		PIDS+=("$pid")
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			[[ "$(timeout 10 redis-cli -h 127.0.0.1 -p "$NULL_PORT" PING 2>/dev/null)" == PONG ]] && return 0
+			sleep 0.1
+		done
+		stop_pid "$pid"
+	done
+	cat "$WORK/nullredis.log" >&2 || true
+	die "scripts/nullredis did not start"
 }
 
 # to_ms converts one of wrk's durations (123us, 1.5ms, 2.00s, 1m) to ms.
@@ -211,12 +239,22 @@ done >"$TAKE"
 SHA=$(sha1sum "$TAKE" | awk '{print $1}')
 [[ "$(rcli -x SCRIPT LOAD <"$TAKE")" == "$SHA" ]] || die "SCRIPT LOAD of the take script did not return its SHA1"
 
-declare -A URL_OF ADMIN_OF VAL_AT REQS SECS NON2XX_OF ERRORS_OF SNAP DELTA
+declare -A URL_OF ADMIN_OF VAL_AT REQS SECS NON2XX_OF ERRORS_OF SNAP DELTA RATIO
 start_caddy plain examples/bench/plain.Caddyfile
 URL_OF[plain]="http://127.0.0.1:$PORT/"
 start_caddy redis examples/bench/redis-many-keys.Caddyfile BENCH_REDIS_PORT="$REDIS_PORT" BENCH_PIPELINE_WIDTH="$PIPELINE_WIDTH"
 URL_OF[redis]="http://127.0.0.1:$PORT/"
 REDIS_ADMIN=$ADMIN
+SCENARIOS=(plain-64 redis-64 plain-256 redis-256 ceiling)
+KINDS=(redis)
+if [[ "$NULL" == 1 ]]; then
+	start_null
+	start_caddy null examples/bench/redis-many-keys.Caddyfile BENCH_REDIS_PORT="$NULL_PORT" BENCH_PIPELINE_WIDTH="$PIPELINE_WIDTH"
+	URL_OF[null]="http://127.0.0.1:$PORT/"
+	SCENARIOS=(plain-64 redis-64 null-64 plain-256 redis-256 null-256 ceiling)
+	KINDS=(redis null)
+	BENCH_KEY_START=0 run_wrk null-warmup 1 64 -s "$ROOT/scripts/wrk-keys.lua" "${URL_OF[null]}"
+fi
 
 LUA="$ROOT/scripts/wrk-keys.lua"
 run_wrk plain-warmup 1 64 "${URL_OF[plain]}"
@@ -228,7 +266,6 @@ NOSCRIPT_WARMUP=$(redis_stat cmdstat_eval)
 # Each round visits every scenario once, in an order rotated by one each
 # round. The ceiling runs redis-benchmark against the same Redis while no
 # wrk runs (its keys have their own prefix).
-SCENARIOS=(plain-64 redis-64 plain-256 redis-256 ceiling)
 for c in "${COUNTERS[@]}"; do DELTA[$c]=0; done
 TOUCHED_MAX=0
 for ((r = 0; r < ROUNDS; r++)); do
@@ -260,6 +297,8 @@ for ((r = 0; r < ROUNDS; r++)); do
 					DELTA[$c]=$((${DELTA[$c]} + ${SNAP[after,$c]} - ${SNAP[before,$c]}))
 				done
 			fi
+		elif [[ $kind == null ]]; then
+			BENCH_KEY_START=0 run_wrk "$s-$r" "$SLICE" "$conns" -s "$LUA" "${URL_OF[null]}"
 		else
 			run_wrk "$s-$r" "$SLICE" "$conns" "${URL_OF[plain]}"
 		fi
@@ -296,10 +335,15 @@ for c in "${CONNS[@]}"; do
 	RATIO[$c]=$(per_round ratio "redis-$c" "plain-$c" | median)
 	ROWS+=("$(printf '| plain `respond` | %s | %s | 1.00 | %s | %s | errors %s |' "$c" "${PLAIN_RPS[$c]}" \
 		"$(med "plain-$c-p50")" "$(med "plain-$c-p99")" "${ERRORS_OF[plain-$c]}")")
-	ROWS+=("$(printf '| Redis store, %s keys, gcra | %s | %s | %s | %s | %s | rounds %s; non-2xx %s of %s (%s/s counting them), errors %s |' "$KEYS" "$c" \
-		"${REDIS_RPS[$c]}" "${RATIO[$c]}" "$(med "redis-$c-p50")" "$(med "redis-$c-p99")" \
-		"$(per_round ratio "redis-$c" "plain-$c" | range)" "${NON2XX_OF[redis-$c]}" "${REQS[redis-$c]}" \
-		"$(mean_rps "redis-$c" all)" "${ERRORS_OF[redis-$c]}")")
+	for k in "${KINDS[@]}"; do
+		label="Redis store, $KEYS keys, gcra"
+		[[ $k == null ]] && label="same store, scripts/nullredis stand-in"
+		RATIO[$k-$c]=$(per_round ratio "$k-$c" "plain-$c" | median)
+		ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | rounds %s; non-2xx %s of %s (%s/s counting them), errors %s |' "$label" "$c" \
+			"$(mean_rps "$k-$c")" "${RATIO[$k-$c]}" "$(med "$k-$c-p50")" "$(med "$k-$c-p99")" \
+			"$(per_round ratio "$k-$c" "plain-$c" | range)" "${NON2XX_OF[$k-$c]}" "${REQS[$k-$c]}" \
+			"$(mean_rps "$k-$c" all)" "${ERRORS_OF[$k-$c]}")")
+	done
 done
 ADDED_P99=$(per_round diff redis-64-p99 plain-64-p99 | median)
 ADDED_P99_RANGE=$(per_round diff redis-64-p99 plain-64-p99 | range)
@@ -356,6 +400,10 @@ REPORT="$WORK/report.md"
 	echo "- round trips per decision <= 0.2 at c=64: ${RT_PER_DECISION} ($(at_most "$RT_PER_DECISION" 0.2))"
 	echo "- added p99 latency <= 2 ms at c=64: ${ADDED_P99} ms, rounds ${ADDED_P99_RANGE} ($(at_most "$ADDED_P99" 2)); added p50 ${ADDED_P50} ms"
 	echo "- decisions/s vs the Redis ceiling (reported, no target): ${OF_CEILING_64} (c=64), ${OF_CEILING_256} (c=256)"
+	if [[ "$NULL" == 1 ]]; then
+		echo "- bound (reported, no target): the same store against scripts/nullredis, which answers every"
+		echo "  script call at once with no Lua and no keys: ${RATIO[null-64]} of plain at c=64, ${RATIO[null-256]} at c=256"
+	fi
 	echo
 } >"$REPORT"
 

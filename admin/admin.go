@@ -148,6 +148,7 @@ func endpoints() []endpoint {
 		{method: http.MethodGet, path: "/keys", limited: true, serve: serveListKeys},
 		{method: http.MethodPost, path: "/keys", body: small, limited: true, serve: serveCreateKey},
 		{method: http.MethodGet, path: "/keys/{id}", serve: serveKey},
+		{method: http.MethodDelete, path: "/keys/{id}", serve: serveDeleteKey},
 		{method: http.MethodPost, path: "/keys/{id}/rotate", body: bodyRule{max: maxBody, optional: true}, limited: true, serve: serveRotateKey},
 		{method: http.MethodPost, path: "/keys/{id}/revoke", serve: serveRevokeKey},
 		{method: http.MethodGet, path: "/export", serve: serveExport},

@@ -117,3 +117,25 @@ func serveRevokeKey(c *call) {
 	c.b.Emit(EventKeyRevoked, map[string]any{"key_id": after.ID, "name": after.Name, "owner": after.Owner, "tier": after.Tier})
 	c.reply(http.StatusOK, after)
 }
+
+// EventKeyDeleted is the Caddy event emitted when an API key is deleted
+// through the admin API.
+const EventKeyDeleted = "rate_limit_key_deleted"
+
+// serveDeleteKey removes a revoked or expired key's record for good; a key
+// that still works is 409 (revoke it first).
+func serveDeleteKey(c *call) {
+	id := c.r.PathValue("id")
+	keys, ok := c.apiKeys()
+	if !ok {
+		return
+	}
+	before, err := keys.Delete(c.r.Context(), id)
+	if err != nil {
+		c.failErr(err, keyWhat(id))
+		return
+	}
+	c.audit(control.ActionKeyDeleted, "api_key:"+id, before, nil)
+	c.b.Emit(EventKeyDeleted, map[string]any{"key_id": before.ID, "name": before.Name, "owner": before.Owner, "tier": before.Tier})
+	c.w.WriteHeader(http.StatusNoContent)
+}

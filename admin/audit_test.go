@@ -65,6 +65,7 @@ func TestAudit(t *testing.T) {
 		{"GET", "/keys", "", "", "", false, false},
 		{"POST", "/keys/" + id + "/rotate", `{"grace":"1h"}`, control.ActionKeyRotated, "api_key:" + id, true, true},
 		{"POST", "/keys/" + id + "/revoke", "", control.ActionKeyRevoked, "api_key:" + id, true, true},
+		{"DELETE", "/keys/" + id, "", control.ActionKeyDeleted, "api_key:" + id, true, false},
 		{"PUT", "/zones/api/override", `{"limit":9}`, control.ActionOverrideSet, "zone_override:api", false, true},
 		{"DELETE", "/zones/api/override", "", control.ActionOverrideRemoved, "zone_override:api", true, false},
 		{"PUT", "/zones/api/keys/override", `{"key":"alice","limit":2}`, control.ActionOverrideSet, "key_override:api/" + aliceHash, false, true},

@@ -270,6 +270,25 @@ func TestEndpoints(t *testing.T) {
 			}
 		}},
 		{name: "revoke twice", setup: revokedKey, method: "POST", path: "/keys/{id}/revoke", status: 409},
+		{name: "delete a key that still works", setup: newKey, method: "DELETE", path: "/keys/{id}", status: 409,
+			check: func(t *testing.T, h *harness, r response) {
+				if p := r.problem(t, 409); !strings.Contains(p.Detail, "revoke it first") {
+					t.Errorf("problem %+v", p)
+				}
+				if len(h.fb.keys.List()) != 1 {
+					t.Error("a refused delete removed the key")
+				}
+			}},
+		{name: "delete a revoked key", setup: revokedKey, method: "DELETE", path: "/keys/{id}", status: 204,
+			check: func(t *testing.T, h *harness, r response) {
+				if !h.fb.wasCalled("Emit:" + EventKeyDeleted) {
+					t.Error("no rate_limit_key_deleted event")
+				}
+				if len(r.body) != 0 || len(h.fb.keys.List()) != 0 {
+					t.Errorf("body %q, keys left %d", r.body, len(h.fb.keys.List()))
+				}
+			}},
+		{name: "delete an unknown key", method: "DELETE", path: "/keys/AAAAAAAAAAAA", status: 404},
 		{name: "export", setup: func(t *testing.T, h *harness) string { setZone(t, h); return newKey(t, h) },
 			method: "GET", path: "/export", status: 200, check: func(t *testing.T, _ *harness, r response) {
 				var d control.Document

@@ -17,7 +17,7 @@ import (
 func keysCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
-		Short: "Creates, lists, shows, rotates and revokes API keys",
+		Short: "Creates, lists, shows, rotates, revokes and deletes API keys",
 	}
 	cmd.AddCommand(
 		keysCreateCommand(g),
@@ -39,6 +39,12 @@ func keysCommand(g *globals) *cobra.Command {
 			Short: "Revokes an API key at once",
 			Args:  cobra.ExactArgs(1),
 			RunE:  g.action(keysRevoke),
+		},
+		&cobra.Command{
+			Use:   "delete <id>",
+			Short: "Deletes a revoked or expired API key for good",
+			Args:  cobra.ExactArgs(1),
+			RunE:  g.action(keysDelete),
 		},
 	)
 	return cmd
@@ -206,6 +212,19 @@ func keysRevoke(e *env, args []string) error {
 		}
 		fmt.Fprintf(w, "Revoked API key %s (%s) at %s.\n", k.ID, k.Name, e.time(*k.RevokedAt))
 	})
+}
+
+// keysDelete deletes a key; the admin API refuses one that still works.
+func keysDelete(e *env, args []string) error {
+	body, err := e.client.call(http.MethodDelete, "/keys/"+url.PathEscape(args[0]), nil, nil)
+	if err != nil {
+		return fmt.Errorf("deleting API key %s: %w", args[0], err)
+	}
+	if e.json {
+		return e.printJSON(body)
+	}
+	_, err = fmt.Fprintf(e.out(), "Deleted API key %s.\n", args[0])
+	return err
 }
 
 // writeKey writes a key's metadata as aligned "Field: value" lines,

@@ -140,6 +140,13 @@ func TestKeys(t *testing.T) {
 			want:   request{Method: "POST", Path: "/rate_limit/v1/keys/7f3aK9mQ2xLp/revoke"},
 			stdout: "Revoked API key 7f3aK9mQ2xLp (ci-bot) at 2025-06-01 12:00:00 UTC (now).\n",
 		},
+		{
+			name:   "delete",
+			args:   []string{"keys", "delete", "7f3aK9mQ2xLp"},
+			reply:  reply{Status: http.StatusNoContent},
+			want:   request{Method: "DELETE", Path: "/rate_limit/v1/keys/7f3aK9mQ2xLp"},
+			stdout: "Deleted API key 7f3aK9mQ2xLp.\n",
+		},
 	})
 }
 

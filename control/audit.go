@@ -20,6 +20,7 @@ const (
 	ActionKeyRotated      = "key.rotated"
 	ActionKeyRevoked      = "key.revoked"
 	ActionKeyExpired      = "key.expired"
+	ActionKeyDeleted      = "key.deleted"
 	ActionOverrideSet     = "override.set"
 	ActionOverrideRemoved = "override.removed"
 	ActionKeyReset        = "key.reset"

@@ -275,6 +275,29 @@ func (k *Keys) Revoke(ctx context.Context, id string) (before, after KeyInfo, er
 	return keyInfo(&e.rec, now), keyInfo(&rec, now), nil
 }
 
+// Delete removes a key's record for good, so that it is no longer listed,
+// exported or counted. Only a key that no longer works can go: a key that is
+// neither revoked nor expired is ErrConflict (revoke it first, so that
+// deleting can never be the first thing that stops a client). An unknown id
+// is ErrNotFound. A token of a deleted key is then LookupUnknown, as one
+// that never existed. It returns the key as it was.
+func (k *Keys) Delete(ctx context.Context, id string) (KeyInfo, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e, err := k.entry(id)
+	if err != nil {
+		return KeyInfo{}, fmt.Errorf("deleting API key %s: %w", id, err)
+	}
+	now := k.opts.Now()
+	if e.rec.RevokedAt == nil && !passed(e.rec.ExpiresAt, now) {
+		return KeyInfo{}, fmt.Errorf("deleting API key %s: the key still works; revoke it first: %w", id, ErrConflict)
+	}
+	if err := k.m.write(ctx, op{ref{KindAPIKeys, id}, nil}); err != nil {
+		return KeyInfo{}, fmt.Errorf("deleting API key %s: %w", id, err)
+	}
+	return keyInfo(&e.rec, now), nil
+}
+
 // Info returns one key's metadata, or ErrNotFound.
 func (k *Keys) Info(id string) (KeyInfo, error) {
 	e, err := k.entry(id)

@@ -188,6 +188,59 @@ func TestRevoke(t *testing.T) {
 	}
 }
 
+func TestDeleteOnlyKeysThatNoLongerWork(t *testing.T) {
+	t.Parallel()
+	f, c := newFakeRecords(), newClock()
+	k := testKeys(t, f, c, nil)
+	other := testKeys(t, f, c, nil) // a second instance on the same store
+	tok, active := mustCreate(t, k, KeySpec{Name: "active"})
+	exp := c.Now().Add(time.Minute)
+	expTok, expiring := mustCreate(t, k, KeySpec{Name: "expiring", ExpiresAt: &exp})
+
+	for _, id := range []string{active.ID, expiring.ID} {
+		if _, err := k.Delete(bg, id); !errors.Is(err, ErrConflict) {
+			t.Fatalf("Delete of a working key %s: %v, want ErrConflict", id, err)
+		}
+	}
+	if _, res := k.Lookup(tok); res != LookupOK {
+		t.Fatalf("a refused Delete changed the key: Lookup = %v", res)
+	}
+
+	// Revoked, or expired: both go, and their tokens become unknown.
+	if _, _, err := k.Revoke(bg, active.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Minute)
+	for _, tc := range []struct {
+		id, tok string
+		status  string
+	}{{active.ID, tok, StatusRevoked}, {expiring.ID, expTok, StatusExpired}} {
+		got, err := k.Delete(bg, tc.id)
+		if err != nil {
+			t.Fatalf("Delete(%s): %v", tc.id, err)
+		}
+		if got.ID != tc.id || got.Status != tc.status {
+			t.Errorf("Delete returned %+v, want the %s key as it was", got, tc.status)
+		}
+		if _, res := k.Lookup(tc.tok); res != LookupUnknown {
+			t.Errorf("Lookup of a deleted key = %v, want unknown", res)
+		}
+		if _, err := k.Info(tc.id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Info of a deleted key: %v, want ErrNotFound", err)
+		}
+		if _, ok := f.get(KindAPIKeys, tc.id); ok {
+			t.Errorf("the store still holds key %s", tc.id)
+		}
+		if _, err := k.Delete(bg, tc.id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("second Delete: %v, want ErrNotFound", err)
+		}
+	}
+	if n := len(k.List()); n != 0 {
+		t.Errorf("List after deleting every key has %d keys", n)
+	}
+	eventually(t, "the other instance to drop the deleted keys", func() bool { return len(other.List()) == 0 })
+}
+
 func TestUnknownKeyIsNotFound(t *testing.T) {
 	t.Parallel()
 	k := testKeys(t, newFakeRecords(), newClock(), nil)

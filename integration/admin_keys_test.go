@@ -159,7 +159,7 @@ func pollUntil(t testing.TB, timeout time.Duration, what string, probe func() bo
 
 // Two instances share one Redis for counters, keys and overrides: a key
 // created on A is accepted by B, and once revoked on A, B refuses it as
-// revoked within a second.
+// revoked within a second; deleted on B, A no longer knows it.
 func TestAdminRevocationAcrossInstances(t *testing.T) {
 	t.Parallel()
 	srv := startRedis(t, 0)
@@ -180,6 +180,9 @@ func TestAdminRevocationAcrossInstances(t *testing.T) {
 	if seen.Name != "shared" || seen.Status != "active" {
 		t.Errorf("B's view of the key: %+v", seen)
 	}
+
+	// A key that still works cannot be deleted.
+	a.call(t, http.StatusConflict, "DELETE", "/keys/"+k.Key.ID, nil)
 
 	start := time.Now()
 	a.call(t, http.StatusOK, "POST", "/keys/"+k.Key.ID+"/revoke", nil)
@@ -202,4 +205,12 @@ func TestAdminRevocationAcrossInstances(t *testing.T) {
 	}
 	// Revoking it again on B is a conflict: B sees the same record.
 	b.call(t, http.StatusConflict, "POST", "/keys/"+k.Key.ID+"/revoke", nil)
+
+	// Deleted on B, the key is gone on A too: its token is unknown there.
+	b.call(t, http.StatusNoContent, "DELETE", "/keys/"+k.Key.ID, nil)
+	pollUntil(t, 5*time.Second, "A forgetting a key deleted on B", func() bool {
+		last = insts[0].Get(t, "/", "X-API-Key", k.Secret)
+		return last.Status == http.StatusUnauthorized && unauthorizedReason(t, last) == "unknown"
+	})
+	a.call(t, http.StatusNotFound, "GET", "/keys/"+k.Key.ID, nil)
 }

@@ -198,6 +198,7 @@ func TestAdminOpenAPIEndToEnd(t *testing.T) {
 	}
 	a.call(t, http.StatusOK, "POST", "/keys/"+id+"/rotate", nil)
 	a.call(t, http.StatusNotFound, "POST", "/keys/nOSuchKey000/rotate", nil)
+	a.call(t, http.StatusConflict, "DELETE", "/keys/"+id, nil) // still works
 	a.call(t, http.StatusOK, "POST", "/keys/"+id+"/revoke", nil).decode(t, &info)
 	if info.Status != "revoked" || info.RevokedAt == nil {
 		t.Errorf("revoke: %+v", info)
@@ -219,6 +220,14 @@ func TestAdminOpenAPIEndToEnd(t *testing.T) {
 		t.Errorf("re-import: %+v", res)
 	}
 	a.call(t, http.StatusBadRequest, "POST", "/import", `{"version":2}`)
+	// The revoked key, deleted, is gone from the listing and the export.
+	a.call(t, http.StatusNoContent, "DELETE", "/keys/"+id, nil)
+	a.call(t, http.StatusNotFound, "DELETE", "/keys/"+id, nil)
+	a.call(t, http.StatusNotFound, "GET", "/keys/"+id, nil)
+	a.call(t, http.StatusOK, "GET", "/export", nil).decode(t, &doc)
+	if len(doc.APIKeys) != 0 {
+		t.Errorf("export after delete: %+v", doc.APIKeys)
+	}
 	huge := `{"version":1,"api_keys":[],"pad":"` + strings.Repeat("x", 8<<20) + `"}`
 	a.call(t, http.StatusRequestEntityTooLarge, "POST", "/import", huge)
 

@@ -103,7 +103,8 @@ func (f *fakeAdmin) handler() http.Handler {
 		})
 	})
 	mux.HandleFunc("GET /rate_limit/v1/keys", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, []control.KeyInfo{{ID: "k_1", Name: "mobile-app", Tier: "gold", CreatedAt: updated, Status: "active"}})
+		writeJSON(w, http.StatusOK, []control.KeyInfo{{ID: "k_1", Name: "mobile-app", Tier: "gold", CreatedAt: updated, Status: "active"},
+			{ID: "k_2", Name: "old-app", CreatedAt: updated, RevokedAt: &updated, Status: "revoked"}})
 	})
 	destructive := func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -123,6 +124,8 @@ func (f *fakeAdmin) handler() http.Handler {
 	mux.HandleFunc("DELETE /rate_limit/v1/zones/{zone}/keys", destructive)
 	mux.HandleFunc("DELETE /rate_limit/v1/zones/{zone}/keys/override", destructive)
 	mux.HandleFunc("DELETE /rate_limit/v1/zones/{zone}/override", destructive)
+	mux.HandleFunc("POST /rate_limit/v1/keys/{id}/revoke", destructive)
+	mux.HandleFunc("DELETE /rate_limit/v1/keys/{id}", destructive)
 	return sameOriginOnly(mux)
 }
 
@@ -289,7 +292,8 @@ func TestDashboardPageWithFakeAPI(t *testing.T) {
 		`#health[data-status="ok"] tr[data-store="default"]`,
 		`#overrides tr[data-zone="api"] button.remove-zone-override`,
 		`#overrides tr[data-key-hash="` + fakeHashMobile + `"] button.remove-key-override`,
-		`table#keys tr[data-key-id="k_1"]`,
+		`table#keys tr[data-key-id="k_1"] button.revoke-key`,
+		`table#keys tr[data-key-id="k_2"] button.delete-key`,
 	} {
 		if _, ok := b.Query(css, ""); !ok {
 			t.Errorf("no %s on the page", css)
@@ -343,6 +347,20 @@ func TestDashboardPageWithFakeAPI(t *testing.T) {
 	b.FindElement(`#overrides tr[data-zone="api"] button.remove-zone-override`).Click()
 	b.AcceptAlert()
 	want("DELETE /rate_limit/v1/zones/api/override?")
+
+	// API keys: revoke one that works, delete one that no longer does.
+	b.FindElement(`table#keys tr[data-key-id="k_1"] button.revoke-key`).Click()
+	if q := b.AcceptAlert(); !strings.Contains(q, "k_1") || !strings.Contains(q, "mobile-app") {
+		t.Errorf("confirmation %q: want the key named", q)
+	}
+	want("POST /rate_limit/v1/keys/k_1/revoke?")
+	statusSays(b, "ok", "Revoked API key k_1 (mobile-app)")
+	b.FindElement(`table#keys tr[data-key-id="k_2"] button.delete-key`).Click()
+	if q := b.AcceptAlert(); !strings.Contains(q, "k_2") || !strings.Contains(q, "revoked") {
+		t.Errorf("confirmation %q: want the key and its status named", q)
+	}
+	want("DELETE /rate_limit/v1/keys/k_2?")
+	statusSays(b, "ok", "Deleted API key k_2 (old-app)")
 	saveScreenshot(b, "dashboard-fake.png")
 }
 
@@ -443,7 +461,10 @@ respond "ok"`})
 	victim := inspect(t, c, "per_user", "victim")
 	adminCall(t, c, http.MethodPut, "/rate_limit/v1/zones/site/override", map[string]any{"limit": 8000}, nil)
 	adminCall(t, c, http.MethodPut, "/rate_limit/v1/zones/per_user/keys/override", map[string]any{"key": "vip", "multiplier": 2}, nil)
-	adminCall(t, c, http.MethodPost, "/rate_limit/v1/keys", map[string]any{"name": "dashboard-test", "tier": "gold"}, nil)
+	var issued struct {
+		Key control.KeyInfo `json:"key"`
+	}
+	adminCall(t, c, http.MethodPost, "/rate_limit/v1/keys", map[string]any{"name": "dashboard-test", "tier": "gold"}, &issued)
 
 	// Traffic whose pace changes every half second: fresh users (allowed)
 	// and three spent ones (denied).
@@ -509,6 +530,29 @@ respond "ok"`})
 		t.Errorf("the page reports polling errors: %s", errText)
 	}
 	saveScreenshot(b, "dashboard.png")
+
+	// The API key: revoked from its row, then, shown as revoked, deleted.
+	keyRow := `table#keys tr[data-key-id="` + issued.Key.ID + `"]`
+	b.FindElement(keyRow + " button.revoke-key").Click()
+	b.AcceptAlert()
+	statusSays(b, "ok", "Revoked API key "+issued.Key.ID)
+	var info control.KeyInfo
+	adminCall(t, c, http.MethodGet, "/rate_limit/v1/keys/"+issued.Key.ID, nil, &info)
+	if info.Status != "revoked" {
+		t.Errorf("key after the page revoked it: %+v", info)
+	}
+	b.Eventually(10*time.Second, "the revoked key's delete button", func() (bool, string) {
+		text, ok := b.Query(keyRow+" button.delete-key", "")
+		return ok, text
+	})
+	b.FindElement(keyRow + " button.delete-key").Click()
+	b.AcceptAlert()
+	statusSays(b, "ok", "Deleted API key "+issued.Key.ID)
+	var left []control.KeyInfo
+	adminCall(t, c, http.MethodGet, "/rate_limit/v1/keys", nil, &left)
+	if len(left) != 0 {
+		t.Errorf("keys after the page deleted the only one: %+v", left)
+	}
 }
 
 // varyingTraffic sends requests to c until stop is called or the test

@@ -22,7 +22,10 @@
 //   #overrides tr[data-zone] in table#zone-overrides, with
 //                   button.remove-zone-override; tr[data-zone][data-key-hash]
 //                   in table#key-overrides, with button.remove-key-override
-//   table#keys tr[data-key-id]   API keys (metadata only)
+//   table#keys tr[data-key-id]   API keys (metadata only), each with
+//                   button.revoke-key (POST ../keys/ID/revoke) while it
+//                   works, or button.delete-key (DELETE ../keys/ID) once
+//                   revoked or expired
 //   form#reset-form: select#reset-zone, input#reset-key, button#reset-submit
 //   #status[data-kind]      ok | error | info: the last action's result
 //                   (for an error, the problem+json title: detail)
@@ -162,7 +165,8 @@ function syncRows(tbody, items, keyOf, render) {
 }
 
 // A cell spec: {text, cls, title, value, kids: () => [nodes]}. kids are
-// rebuilt only when text changes; a cell with a button never is.
+// rebuilt only when text changes; so is a cell's button, whose text is
+// then its signature (no text: built once).
 function setCells(tr, specs) {
   while (tr.cells.length > specs.length) tr.deleteCell(-1);
   specs.forEach((s, i) => {
@@ -170,11 +174,14 @@ function setCells(tr, specs) {
     if (td.className !== (s.cls || "")) td.className = s.cls || "";
     setAttr(td, "title", s.title);
     setAttr(td, "data-value", s.value);
+    const text = s.text === undefined ? "" : String(s.text);
     if (s.button) {
-      if (!td.firstChild) td.append(s.button());
+      if (td.dataset.sig !== text || !td.firstChild) {
+        td.dataset.sig = text;
+        td.replaceChildren(s.button());
+      }
       return;
     }
-    const text = s.text === undefined ? "" : String(s.text);
     if (td.dataset.sig === text && td.firstChild) return;
     td.dataset.sig = text;
     if (s.kids) td.replaceChildren(...s.kids().filter((k) => k !== null && k !== undefined));
@@ -388,6 +395,9 @@ function renderKeys(keys) {
       { text: k.status + (k.grace_until ? " (grace)" : ""), kids: () => [badge(k.status, statusCls), k.grace_until ? " grace" : null] },
       { text: fmtDate(k.created_at), title: fmtTime(k.created_at) },
       { text: k.expires_at ? fmtDate(k.expires_at) : "never", title: k.expires_at ? fmtTime(k.expires_at) : undefined },
+      k.status === "active"
+        ? { text: "revoke", button: actionButton("revoke-key danger small", "revoke", () => revokeKey(k)) }
+        : { text: "delete", button: actionButton("delete-key danger small", "delete", () => deleteKey(k)) },
     ];
   });
   setEmpty("keys-empty", keys.length === 0);
@@ -490,6 +500,23 @@ function removeKeyOverride(zone, hash) {
   return act(`Remove the override of key ${shortHash(hash)} in zone "${zone}"?`,
     "DELETE", `zones/${enc(zone)}/keys/override?key_hash=${enc(hash)}`,
     () => `Removed the override of key ${shortHash(hash)} in zone ${zone}.`);
+}
+
+// keyChanged makes the next poll fetch the keys again, and says what
+// happened.
+function keyChanged(text) {
+  state.keysAt = -Infinity;
+  return text;
+}
+
+function revokeKey(k) {
+  return act(`Revoke API key ${k.id} ("${k.name}")?\n\nEvery secret of it stops working at once. This cannot be undone.`,
+    "POST", `keys/${enc(k.id)}/revoke`, () => keyChanged(`Revoked API key ${k.id} (${k.name}).`));
+}
+
+function deleteKey(k) {
+  return act(`Delete API key ${k.id} ("${k.name}") for good?\n\nIt is ${k.status}; it will no longer be listed or exported.`,
+    "DELETE", `keys/${enc(k.id)}`, () => keyChanged(`Deleted API key ${k.id} (${k.name}).`));
 }
 
 $("#reset-form").addEventListener("submit", (ev) => {

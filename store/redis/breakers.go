@@ -22,9 +22,10 @@ import (
 // slowest node); on a Ring, a shard's batch is one script call (see
 // execMerged), since a shard holds any keys. A call is guarded by the
 // breaker of its first key's node, from the client's map of nodes (see
-// nodes.go); a call whose zones live on several nodes (see split.go)
-// counts against the first one's. Calls without keys (pings, control
-// records) use the store's breaker.
+// nodes.go); a call whose zones live on several nodes (see split.go) runs
+// each node's part under that node's breaker, so a dead node neither
+// trips a live one's breaker nor makes calls wait once its own is open.
+// Calls without keys (pings, control records) use the store's breaker.
 //
 // After a Cluster failover a dead primary's slots belong to its replica,
 // whose address has a breaker of its own, closed: decisions come back as
@@ -112,6 +113,25 @@ func (s *Store) breakerFor(key string) *breaker {
 		return s.g.main
 	}
 	return s.nodeBreaker(addr)
+}
+
+// groupBreakers returns the breaker of each group's node (groups: keys'
+// indexes per hash tag, see split.go) when the groups live on more than
+// one node, and nil when they all live on first's, keys[0]'s, node.
+func (s *Store) groupBreakers(first *breaker, keys []string, groups [][]int) []*breaker {
+	if s.g.nodes == nil || groups == nil {
+		return nil
+	}
+	bs := make([]*breaker, len(groups))
+	several := false
+	for g, idx := range groups {
+		bs[g] = s.breakerFor(keys[idx[0]])
+		several = several || bs[g] != first
+	}
+	if !several {
+		return nil
+	}
+	return bs
 }
 
 // nodeBreaker returns the breaker of the node at addr, creating

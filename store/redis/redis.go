@@ -126,9 +126,22 @@ func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms
 		return fmt.Errorf("taking from redis store: %w", err)
 	}
 	b := s.breakerFor(keys[0])
-	err = s.doScript(ctx, opTake, b, func(deadline time.Time) error {
-		return s.decide(ctx, deadline, b, reqs, keys, ids, out)
-	})
+	var groups [][]int
+	if s.split {
+		if groups = groupByTag(keys); len(groups) < 2 {
+			groups = nil
+		}
+	}
+	if guards := s.groupBreakers(b, keys, groups); guards != nil {
+		// The groups live on several nodes: each runs under its own
+		// node's breaker (see split.go), and a failure falls back with the
+		// failing node's retry time.
+		err = s.takeSplit(ctx, time.Now().Add(s.timeout), reqs, keys, ids, out, groups, guards, &b)
+	} else {
+		err = s.doScript(ctx, opTake, b, func(deadline time.Time) error {
+			return s.decide(ctx, deadline, b, reqs, keys, ids, out, groups)
+		})
+	}
 	if err != nil {
 		return s.fallback(ctx, b, reqs, out, s.diag.explain("taking from", err))
 	}
@@ -138,14 +151,13 @@ func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms
 	return nil
 }
 
-// decide runs the take script for reqs by deadline, split per hash tag
-// when the client routes keys to several nodes. b is the breaker of
-// keys[0] (see breakerFor).
-func (s *Store) decide(ctx context.Context, deadline time.Time, b *breaker, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision) error {
-	if s.split {
-		if groups := groupByTag(keys); len(groups) > 1 {
-			return s.takeSplit(ctx, deadline, reqs, keys, ids, out, groups)
-		}
+// decide runs the take script for reqs by deadline, split into groups
+// (keys' indexes per hash tag; nil for one) when the client routes keys to
+// several nodes but these groups' keys all live on one. b is the breaker
+// of keys[0] (see breakerFor).
+func (s *Store) decide(ctx context.Context, deadline time.Time, b *breaker, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, groups [][]int) error {
+	if groups != nil {
+		return s.takeSplit(ctx, deadline, reqs, keys, ids, out, groups, nil, nil)
 	}
 	return s.eval(ctx, deadline, b, reqs, keys, ids, out, false)
 }

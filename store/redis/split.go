@@ -82,19 +82,37 @@ func pick(reqs []store.Request, keys []string, ids []algID, idx []int) subset {
 }
 
 // takeSplit decides a call whose keys have several hash tags; see above.
-func (s *Store) takeSplit(ctx context.Context, deadline time.Time, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, groups [][]int) error {
+// Under a caller's breaker, guards is nil. When the groups live on several
+// nodes, guards[g] is group g's node's breaker: each group's script calls
+// run under it, so that a dead node's timeouts count against its breaker
+// alone, and once it is open a call that needs that node falls to the
+// policy at once instead of waiting. Then failed is set to the breaker of
+// the group that failed.
+func (s *Store) takeSplit(ctx context.Context, deadline time.Time, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, groups [][]int, guards []*breaker, failed **breaker) error {
 	subs := make([]subset, len(groups))
+	eval := func(g int, dry bool) error {
+		if guards == nil {
+			return s.evalGroup(ctx, deadline, nil, subs[g], groups[g], out, dry)
+		}
+		err := s.guarded(ctx, opTake, guards[g], func() error {
+			return s.evalGroup(ctx, deadline, guards[g], subs[g], groups[g], out, dry)
+		})
+		if err != nil {
+			*failed = guards[g]
+		}
+		return err
+	}
 	for g, idx := range groups {
 		subs[g] = pick(reqs, keys, ids, idx)
-		if err := s.evalGroup(ctx, deadline, subs[g], idx, out, true); err != nil {
+		if err := eval(g, true); err != nil {
 			return err
 		}
 	}
 	if store.Blocked(reqs, out) {
 		return nil
 	}
-	for g, idx := range groups {
-		if err := s.evalGroup(ctx, deadline, subs[g], idx, out, false); err != nil {
+	for g := range groups {
+		if err := eval(g, false); err != nil {
 			return errors.Join(err, s.refund(ctx, subs[:g]))
 		}
 		if store.Blocked(subs[g].reqs, subs[g].out) {
@@ -104,10 +122,11 @@ func (s *Store) takeSplit(ctx context.Context, deadline time.Time, reqs []store.
 	return nil
 }
 
-// evalGroup runs the take script for one group and copies its decisions to
-// their places in out.
-func (s *Store) evalGroup(ctx context.Context, deadline time.Time, sub subset, idx []int, out []algorithms.Decision, dry bool) error {
-	if err := s.eval(ctx, deadline, nil, sub.reqs, sub.keys, sub.ids, sub.out, dry); err != nil {
+// evalGroup runs the take script for one group, through the batcher of
+// breaker b's node (nil: look it up), and copies its decisions to their
+// places in out.
+func (s *Store) evalGroup(ctx context.Context, deadline time.Time, b *breaker, sub subset, idx []int, out []algorithms.Decision, dry bool) error {
+	if err := s.eval(ctx, deadline, b, sub.reqs, sub.keys, sub.ids, sub.out, dry); err != nil {
 		return err
 	}
 	for j, i := range idx {

@@ -192,3 +192,23 @@ func TestQueryParam(t *testing.T) {
 		}
 	}
 }
+
+// api_key_retention reaches the key registry, and a negative one is
+// refused when the app is provisioned.
+func TestAPIKeyRetentionProvisioning(t *testing.T) {
+	t.Parallel()
+	name := uniq("store")
+	ctx := newTestContext(t, fmt.Sprintf(`{"stores":{%q:{"backend":"memory"}},"control_store":%q,"api_key_retention":"720h"}`, name, name))
+	app, err := ctx.App("rate_limit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := app.(*App).control.keys.Retention(); got != 720*time.Hour {
+		t.Errorf("registry retention %v, want 720h", got)
+	}
+
+	bad := &App{APIKeyRetention: caddy.Duration(-time.Hour)}
+	if err := bad.Provision(ctx); err == nil || !strings.Contains(err.Error(), "api_key_retention must not be negative") {
+		t.Errorf("negative retention: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -42,6 +43,13 @@ type App struct {
 	// survive a restart. Default: "default".
 	ControlStore string `json:"control_store,omitempty"`
 
+	// APIKeyRetention, when set, deletes each API key that has been
+	// revoked or expired for at least this long (checked every 30 s by
+	// every instance, audited as key.deleted by the system). Default: 0,
+	// keep such keys until they are deleted through the admin API.
+	// Example: "720h".
+	APIKeyRetention caddy.Duration `json:"api_key_retention,omitempty"`
+
 	stores       map[string]store.Store
 	backends     map[string]string
 	ctx          caddy.Context
@@ -63,6 +71,9 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // when none is named "default".
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
+	if a.APIKeyRetention < 0 {
+		return fmt.Errorf("api_key_retention must not be negative, got %s", time.Duration(a.APIKeyRetention))
+	}
 	a.stores = make(map[string]store.Store)
 	a.backends = make(map[string]string)
 	if _, ok := a.StoresRaw[DefaultStore]; !ok {

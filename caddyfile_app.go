@@ -17,10 +17,12 @@ import (
 //			<backend options...>
 //		}
 //		control_store <name>
+//		api_key_retention <duration>
 //	}
 //
 // control_store names the store that keeps API keys and live overrides
-// (default: "default").
+// (default: "default"). api_key_retention deletes API keys revoked or
+// expired at least that long ago (default: keep them).
 //
 // <backend> is a rate_limit.stores module, such as memory. <name> defaults
 // to "default", the store handlers use unless they name another.
@@ -52,6 +54,19 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 			app.ControlStore = name
+		case "api_key_retention":
+			if app.APIKeyRetention != 0 {
+				return nil, d.Err("api_key_retention specified more than once")
+			}
+			arg, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			dur, err := caddy.ParseDuration(arg)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("api_key_retention: want a positive duration such as 720h or 30d, got %q", arg)
+			}
+			app.APIKeyRetention = caddy.Duration(dur)
 		default:
 			return nil, d.Errf("unrecognized rate_limit global option %q", d.Val())
 		}

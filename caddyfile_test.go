@@ -280,6 +280,7 @@ func TestCaddyfileAPIKeyAndControlStore(t *testing.T) {
 	rate_limit {
 		store memory keys
 		control_store keys
+		api_key_retention 30d
 	}
 }
 :8080
@@ -301,7 +302,7 @@ rate_limit {
 		t.Fatal(err)
 	}
 	apps, _ := cfg["apps"].(map[string]any)
-	wantJSON(t, apps["rate_limit"], `{"stores":{"keys":{"backend":"memory"}},"control_store":"keys"}`)
+	wantJSON(t, apps["rate_limit"], `{"stores":{"keys":{"backend":"memory"}},"control_store":"keys","api_key_retention":2592000000000000}`)
 	h := findHandler(cfg)
 	wantJSON(t, h["api_key"], `{"header":"X-Key","bearer":true,"query":"api_key","require":true,"failure_limit":5,"failure_window":30000000000}`)
 	h2, err := parseDirective("rate_limit {\n api_key\n zone z {\n limit 1 1m\n }\n}")
@@ -472,6 +473,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"duplicate store across rate_limit blocks", "{\n\trate_limit {\n\t\tstore memory a\n\t}\n\trate_limit {\n\t\tstore memory a\n\t}\n}\n" + site(zone("limit 1 1m")...), 6, `store "a" is defined more than once`},
 		{"bad store option", "{\n\trate_limit {\n\t\tstore memory {\n\t\t\tshards 0\n\t\t}\n\t}\n}\n" + site(zone("limit 1 1m")...), 4, "shards must be a whole number greater than zero"},
 		{"control_store twice", "{\n\trate_limit {\n\t\tcontrol_store a\n\t\tcontrol_store b\n\t}\n}\n" + site(zone("limit 1 1m")...), 4, "control_store specified more than once"},
+		{"api_key_retention twice", "{\n\trate_limit {\n\t\tapi_key_retention 1h\n\t\tapi_key_retention 2h\n\t}\n}\n" + site(zone("limit 1 1m")...), 4, "api_key_retention specified more than once"},
+		{"api_key_retention not a duration", "{\n\trate_limit {\n\t\tapi_key_retention forever\n\t}\n}\n" + site(zone("limit 1 1m")...), 3, `api_key_retention: want a positive duration such as 720h or 30d, got "forever"`},
+		{"api_key_retention zero", "{\n\trate_limit {\n\t\tapi_key_retention 0s\n\t}\n}\n" + site(zone("limit 1 1m")...), 3, "want a positive duration"},
 		{"control_store without a name", "{\n\trate_limit {\n\t\tcontrol_store\n\t}\n}\n" + site(zone("limit 1 1m")...), 3, "wrong argument count"},
 		{"api_key with an argument", site(append(zone("limit 1 1m"), "api_key X-Key")...), 6, "wrong argument count"},
 		{"unknown api_key option", site(append(zone("limit 1 1m"), "api_key {", "cookie k", "}")...), 7, `api_key: unrecognized option "cookie"`},

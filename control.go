@@ -70,6 +70,7 @@ func (a *App) provisionControl(ctx caddy.Context) error {
 	}
 	a.control = val.(*controlPlane)
 	a.control.keys.SetAuditLogger(a.auditLog)
+	a.control.keys.SetRetention(time.Duration(a.APIKeyRetention))
 	a.controlKey = poolKey
 	a.controlStore = name
 	return nil

@@ -74,7 +74,19 @@ type Keys struct {
 
 	// audit is the audit logger; SetAuditLogger replaces it on reload.
 	audit atomic.Pointer[zap.Logger]
+	// retention, when above zero, is how long a revoked or expired key is
+	// kept before purge deletes it; SetRetention sets it on reload.
+	retention atomic.Int64
 }
+
+// SetRetention makes the registry delete each key that has been revoked
+// or expired for at least d, checked every tick (30 s); 0 keeps them until
+// they are deleted by hand. The registry outlives config reloads; each
+// config sets its own.
+func (k *Keys) SetRetention(d time.Duration) { k.retention.Store(int64(d)) }
+
+// Retention is the retention SetRetention last set.
+func (k *Keys) Retention() time.Duration { return time.Duration(k.retention.Load()) }
 
 // SetAuditLogger makes expiry events go to l from now on. The registry
 // outlives config reloads; each config hands it its own audit logger.
@@ -122,7 +134,12 @@ func (k *Keys) Start(ctx context.Context) error {
 	k.amu.Lock()
 	k.since = k.opts.Now()
 	k.amu.Unlock()
-	if err := k.m.start(ctx, func() { k.auditExpired(k.opts.Now()) }); err != nil {
+	tick := func() {
+		now := k.opts.Now()
+		k.auditExpired(now)
+		k.purge(ctx, now)
+	}
+	if err := k.m.start(ctx, tick); err != nil {
 		return fmt.Errorf("starting API key registry: %w", err)
 	}
 	return nil
@@ -289,13 +306,59 @@ func (k *Keys) Delete(ctx context.Context, id string) (KeyInfo, error) {
 		return KeyInfo{}, fmt.Errorf("deleting API key %s: %w", id, err)
 	}
 	now := k.opts.Now()
-	if e.rec.RevokedAt == nil && !passed(e.rec.ExpiresAt, now) {
+	if ended(&e.rec, now) == nil {
 		return KeyInfo{}, fmt.Errorf("deleting API key %s: the key still works; revoke it first: %w", id, ErrConflict)
 	}
 	if err := k.m.write(ctx, op{ref{KindAPIKeys, id}, nil}); err != nil {
 		return KeyInfo{}, fmt.Errorf("deleting API key %s: %w", id, err)
 	}
 	return keyInfo(&e.rec, now), nil
+}
+
+// ended returns when rec stopped working: its revocation, else its expiry
+// if that has passed; nil while it works.
+func ended(rec *APIKey, now time.Time) *time.Time {
+	if rec.RevokedAt != nil {
+		return rec.RevokedAt
+	}
+	if passed(rec.ExpiresAt, now) {
+		return rec.ExpiresAt
+	}
+	return nil
+}
+
+// purgeTimeout bounds one purge's store writes.
+const purgeTimeout = 10 * time.Second
+
+// purge deletes every key that stopped working at least the retention ago
+// (see SetRetention), each with a key.deleted audit event whose actor is
+// the system. Every instance purges; a key two instances delete at once is
+// audited by both. A store error leaves the key for the next tick.
+func (k *Keys) purge(ctx context.Context, now time.Time) {
+	keep := time.Duration(k.retention.Load())
+	if keep <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, purgeTimeout)
+	defer cancel()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for id, e := range k.m.load().byID {
+		end := ended(&e.rec, now)
+		if end == nil || now.Sub(*end) < keep {
+			continue
+		}
+		if err := k.m.write(ctx, op{ref{KindAPIKeys, id}, nil}); err != nil {
+			k.opts.Logger.Warn("purging an API key failed; trying again later", zap.String("key_id", id), zap.Error(err))
+			return
+		}
+		Audit(k.auditLogger(), AuditEvent{
+			Action: ActionKeyDeleted,
+			Object: "api_key:" + id,
+			Before: keyInfo(&e.rec, now),
+			Actor:  Actor{System: true},
+		})
+	}
 }
 
 // Info returns one key's metadata, or ErrNotFound.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,63 @@ func TestExpiryIsAuditedOnce(t *testing.T) {
 	after, _ := fields["after"].(KeyInfo)
 	if before.Status != StatusActive || after.Status != StatusExpired || after.ID != info.ID {
 		t.Errorf("before %+v after %+v", before, after)
+	}
+}
+
+// With a retention, each key that stopped working (revoked, or expired)
+// that long ago is deleted at a tick, with a key.deleted event by the
+// system; working keys stay, and without a retention nothing is deleted.
+func TestRetentionPurgesKeysThatStoppedWorking(t *testing.T) {
+	t.Parallel()
+	f, c := newFakeRecords(), newClock()
+	log, logs := newObserved()
+	k := testKeys(t, f, c, log)
+	at := c.Now().Add(time.Minute)
+	_, expiring := mustCreate(t, k, KeySpec{Name: "expiring", ExpiresAt: &at})
+	_, revoked := mustCreate(t, k, KeySpec{Name: "revoked"})
+	if _, _, err := k.Revoke(bg, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, forever := mustCreate(t, k, KeySpec{Name: "forever"})
+	ids := func() []string {
+		var out []string
+		for _, info := range k.List() {
+			out = append(out, info.ID)
+		}
+		return out
+	}
+	settle := func() { time.Sleep(50 * time.Millisecond) } // several ticks
+
+	c.Advance(48 * time.Hour)
+	settle()
+	if n := len(ids()); n != 3 {
+		t.Fatalf("without a retention %d keys are left, want all 3", n)
+	}
+
+	// The revoked key stopped 48h ago, the expiring one 48h - 1m ago.
+	k.SetRetention(48*time.Hour - 30*time.Second)
+	eventually(t, "the revoked key's purge", func() bool { return len(ids()) == 2 })
+	settle()
+	if got := ids(); len(got) != 2 || slices.Contains(got, revoked.ID) {
+		t.Fatalf("keys left %v, want all but the revoked one", got)
+	}
+	c.Advance(time.Minute)
+	eventually(t, "the expired key's purge", func() bool { return len(ids()) == 1 })
+	if got := ids(); got[0] != forever.ID {
+		t.Fatalf("keys left %v, want only the working one", got)
+	}
+	if _, ok := f.get(KindAPIKeys, expiring.ID); ok {
+		t.Error("the store still holds the purged key")
+	}
+	events := logs.FilterField(zap.String("action", ActionKeyDeleted)).All()
+	if len(events) != 2 {
+		t.Fatalf("%d key.deleted events, want 2", len(events))
+	}
+	fields := events[1].ContextMap()
+	before, _ := fields["before"].(KeyInfo)
+	actor, _ := json.Marshal(fields["actor"])
+	if fields["object"] != "api_key:"+expiring.ID || before.Status != StatusExpired || !strings.Contains(strings.ToLower(string(actor)), `"system":true`) {
+		t.Errorf("event %v, actor %s", fields, actor)
 	}
 }
 

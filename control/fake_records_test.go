@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -79,6 +80,29 @@ func (f *fakeRecords) DeleteRecord(_ context.Context, kind, id string) error {
 	f.mu.Unlock()
 	f.notify(kind, id)
 	return nil
+}
+
+func (f *fakeRecords) SwapRecord(_ context.Context, kind, id string, old, value []byte) (bool, error) {
+	if f.down.Load() {
+		return false, errDown
+	}
+	f.mu.Lock()
+	cur, ok := f.data[kind][id]
+	if ok != (old != nil) || ok && !bytes.Equal(cur, old) {
+		f.mu.Unlock()
+		return false, nil
+	}
+	if value == nil {
+		delete(f.data[kind], id)
+	} else {
+		if f.data[kind] == nil {
+			f.data[kind] = map[string][]byte{}
+		}
+		f.data[kind][id] = append([]byte(nil), value...)
+	}
+	f.mu.Unlock()
+	f.notify(kind, id)
+	return true, nil
 }
 
 func (f *fakeRecords) WatchRecords(ctx context.Context, fn func(kind, id string)) {

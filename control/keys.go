@@ -106,6 +106,9 @@ type keyEntry struct {
 	rec    APIKey // shared and immutable
 	ident  *Identity
 	hashes [][32]byte // rec.Secrets' hashes, decoded
+	// raw is the stored record rec was decoded from: a change made from
+	// rec is written only over it (see mirror.write).
+	raw []byte
 }
 
 // keyIndex is the immutable snapshot Lookup reads.
@@ -217,7 +220,7 @@ func (k *Keys) Create(ctx context.Context, spec KeySpec) (string, KeyInfo, error
 		ExpiresAt: utcPtr(spec.ExpiresAt),
 		Secrets:   []SecretHash{{Hash: tokenHashHex(token)}},
 	}
-	if err := k.save(ctx, rec); err != nil {
+	if err := k.save(ctx, nil, rec); err != nil {
 		return "", KeyInfo{}, fmt.Errorf("creating API key %s: %w", id, err)
 	}
 	return token, keyInfo(&rec, now), nil
@@ -263,7 +266,7 @@ func (k *Keys) Rotate(ctx context.Context, id string, grace time.Duration) (secr
 	rec.Secrets = secrets
 	rotated := now.UTC()
 	rec.RotatedAt = &rotated
-	if err := k.save(ctx, rec); err != nil {
+	if err := k.save(ctx, e, rec); err != nil {
 		return "", KeyInfo{}, KeyInfo{}, fmt.Errorf("rotating API key %s: %w", id, err)
 	}
 	return token, keyInfo(&e.rec, now), keyInfo(&rec, now), nil
@@ -286,7 +289,7 @@ func (k *Keys) Revoke(ctx context.Context, id string) (before, after KeyInfo, er
 	rec := cloneKey(e.rec)
 	revoked := now.UTC()
 	rec.RevokedAt = &revoked
-	if err := k.save(ctx, rec); err != nil {
+	if err := k.save(ctx, e, rec); err != nil {
 		return KeyInfo{}, KeyInfo{}, fmt.Errorf("revoking API key %s: %w", id, err)
 	}
 	return keyInfo(&e.rec, now), keyInfo(&rec, now), nil
@@ -309,10 +312,18 @@ func (k *Keys) Delete(ctx context.Context, id string) (KeyInfo, error) {
 	if ended(&e.rec, now) == nil {
 		return KeyInfo{}, fmt.Errorf("deleting API key %s: the key still works; revoke it first: %w", id, ErrConflict)
 	}
-	if err := k.m.write(ctx, op{ref{KindAPIKeys, id}, nil}); err != nil {
+	if err := k.m.write(ctx, op{ref: ref{KindAPIKeys, id}, swap: true, old: e.raw}); err != nil {
 		return KeyInfo{}, fmt.Errorf("deleting API key %s: %w", id, err)
 	}
 	return keyInfo(&e.rec, now), nil
+}
+
+// rawOf is e's stored record, or nil for no entry.
+func rawOf(e *keyEntry) []byte {
+	if e == nil {
+		return nil
+	}
+	return e.raw
 }
 
 // ended returns when rec stopped working: its revocation, else its expiry
@@ -348,7 +359,7 @@ func (k *Keys) purge(ctx context.Context, now time.Time) {
 		if end == nil || now.Sub(*end) < keep {
 			continue
 		}
-		if err := k.m.write(ctx, op{ref{KindAPIKeys, id}, nil}); err != nil {
+		if err := k.m.write(ctx, op{ref: ref{KindAPIKeys, id}, swap: true, old: e.raw}); err != nil {
 			k.opts.Logger.Warn("purging an API key failed; trying again later", zap.String("key_id", id), zap.Error(err))
 			return
 		}
@@ -416,13 +427,15 @@ func (k *Keys) entry(id string) (*keyEntry, error) {
 	return nil, ErrNotFound
 }
 
-// save writes rec to the store and the local mirror.
-func (k *Keys) save(ctx context.Context, rec APIKey) error {
+// save writes rec, a change of the key from, to the store and the local
+// mirror, only over the record from was read from (nil: only if there is
+// none); see mirror.write.
+func (k *Keys) save(ctx context.Context, from *keyEntry, rec APIKey) error {
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encoding record: %w", err)
 	}
-	return k.m.write(ctx, op{ref{KindAPIKeys, rec.ID}, raw})
+	return k.m.write(ctx, op{ref: ref{KindAPIKeys, rec.ID}, raw: raw, swap: true, old: rawOf(from)})
 }
 
 // auditExpired emits ActionKeyExpired once per key (per process) whose

@@ -96,7 +96,7 @@ func decodeKeyRecord(_, id string, raw []byte) (*keyEntry, error) {
 	if rec.ID != id {
 		return nil, fmt.Errorf("invalid API key: %w", &FieldError{Field: "/id", Reason: "differs from the record id"})
 	}
-	e := &keyEntry{rec: rec, hashes: make([][32]byte, len(rec.Secrets))}
+	e := &keyEntry{rec: rec, hashes: make([][32]byte, len(rec.Secrets)), raw: raw}
 	for i, s := range rec.Secrets {
 		hex.Decode(e.hashes[i][:], []byte(s.Hash)) // checked by validateKeyRecord
 	}
@@ -223,7 +223,7 @@ func (k *Keys) Import(ctx context.Context, keys []APIKey) (ImportResult, error) 
 		} else {
 			res.Updated++
 		}
-		ops = append(ops, op{ref{KindAPIKeys, keys[i].ID}, raw})
+		ops = append(ops, op{ref: ref{KindAPIKeys, keys[i].ID}, raw: raw})
 	}
 	if err := k.m.write(ctx, ops...); err != nil {
 		return ImportResult{}, fmt.Errorf("importing API keys: %w", err)

@@ -1,7 +1,9 @@
 package control
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -239,6 +241,46 @@ func TestDeleteOnlyKeysThatNoLongerWork(t *testing.T) {
 		t.Errorf("List after deleting every key has %d keys", n)
 	}
 	eventually(t, "the other instance to drop the deleted keys", func() bool { return len(other.List()) == 0 })
+}
+
+// A change made from a stale copy of a key fails instead of undoing a
+// change another instance made meanwhile: here the key was revoked
+// elsewhere and the notice has not arrived, so a rotation here is a
+// conflict, the record stays revoked, and the registry fetches it again.
+func TestChangesFromAStaleCopyConflict(t *testing.T) {
+	t.Parallel()
+	f, c := newFakeRecords(), newClock()
+	k := testKeys(t, f, c, nil)
+	tok, info := mustCreate(t, k, KeySpec{Name: "svc"})
+	raw, _ := f.get(KindAPIKeys, info.ID)
+	var rec APIKey
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		t.Fatal(err)
+	}
+	at := c.Now()
+	rec.RevokedAt = &at
+	revoked, _ := json.Marshal(rec)
+	f.putQuiet(KindAPIKeys, info.ID, revoked) // another instance's revoke, notice lost
+
+	for name, change := range map[string]func() error{
+		"rotate": func() error { _, _, _, err := k.Rotate(bg, info.ID, time.Hour); return err },
+		"revoke": func() error { _, _, err := k.Revoke(bg, info.ID); return err },
+	} {
+		if err := change(); !errors.Is(err, ErrConflict) {
+			t.Errorf("%s from a stale copy: %v, want ErrConflict", name, err)
+		}
+		if got, _ := f.get(KindAPIKeys, info.ID); !bytes.Equal(got, revoked) {
+			t.Fatalf("%s from a stale copy overwrote the other instance's change: %s", name, got)
+		}
+	}
+	eventually(t, "the registry to fetch the revoked key", func() bool {
+		_, res := k.Lookup(tok)
+		return res == LookupRevoked
+	})
+	// Now up to date, the next change applies.
+	if _, err := k.Delete(bg, info.ID); err != nil {
+		t.Fatalf("Delete after catching up: %v", err)
+	}
 }
 
 func TestUnknownKeyIsNotFound(t *testing.T) {

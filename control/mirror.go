@@ -25,9 +25,13 @@ const (
 type ref struct{ kind, id string }
 
 // op is one write: raw is the record's new value, or nil to delete it.
+// A swap applies only while the stored record is still old, the record
+// the change was made from (nil: none); see write.
 type op struct {
 	ref
-	raw []byte
+	raw  []byte
+	swap bool
+	old  []byte
 }
 
 // mirror keeps an in-memory copy of some record kinds of a store.Records,
@@ -261,15 +265,31 @@ func (m *mirror[V, I]) reloadSome(ctx context.Context, refs map[ref]struct{}) {
 // write applies ops to the store in order, then to the mirror at once (not
 // waiting for the watch echo). On a store error it stops: the ops written so
 // far are in the mirror, and the error wraps ErrUnavailable.
+//
+// A swap op, on a store that can swap (store.RecordSwapper), is written
+// only if the stored record is still o.old, the one its change was made
+// from. (Not the mirror's copy at write time: a notice may have updated it
+// since the change was made.) If another instance changed it, the op is not
+// written, the record is fetched again, and the error wraps ErrConflict:
+// the caller reads the new record and tries again. On other stores a swap
+// is a plain write (last writer wins).
 func (m *mirror[V, I]) write(ctx context.Context, ops ...op) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var err error
 	changed := false
+	sw, canSwap := m.records.(store.RecordSwapper)
 	for _, o := range ops {
-		if o.raw == nil {
+		switch {
+		case o.swap && canSwap:
+			var swapped bool
+			if swapped, err = sw.SwapRecord(ctx, o.kind, o.id, o.old, o.raw); err == nil && !swapped {
+				m.notify(o.kind, o.id)
+				return fmt.Errorf("%s record %s was changed by another instance meanwhile; read it again and retry: %w", o.kind, o.id, ErrConflict)
+			}
+		case o.raw == nil:
 			err = m.records.DeleteRecord(ctx, o.kind, o.id)
-		} else {
+		default:
 			err = m.records.PutRecord(ctx, o.kind, o.id, o.raw)
 		}
 		if err != nil {

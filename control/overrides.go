@@ -132,7 +132,7 @@ func (o *Overrides) SetZone(ctx context.Context, ov ZoneOverride) (before *ZoneO
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	before = o.activeZone(ov.Zone, now)
-	if err := o.m.write(ctx, op{zoneRef(ov.Zone), raw}); err != nil {
+	if err := o.m.write(ctx, op{ref: zoneRef(ov.Zone), raw: raw}); err != nil {
 		return nil, ZoneOverride{}, fmt.Errorf("setting override of zone %q: %w", ov.Zone, err)
 	}
 	return before, ov, nil
@@ -179,7 +179,7 @@ func (o *Overrides) SetKey(ctx context.Context, ov KeyOverride) (before *KeyOver
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	before = clonePtrKey(o.Key(ov.Zone, k))
-	if err := o.m.write(ctx, op{keyRef(ov.Zone, ov.KeyHash), raw}); err != nil {
+	if err := o.m.write(ctx, op{ref: keyRef(ov.Zone, ov.KeyHash), raw: raw}); err != nil {
 		return nil, KeyOverride{}, fmt.Errorf("setting key override in zone %q: %w", ov.Zone, err)
 	}
 	return before, ov, nil

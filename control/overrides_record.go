@@ -254,7 +254,7 @@ func (c *importCounter) add(r ref, expired bool, cur, doc []byte, raw []byte) {
 	default:
 		c.res.Updated++
 	}
-	c.ops = append(c.ops, op{r, raw})
+	c.ops = append(c.ops, op{ref: r, raw: raw})
 }
 
 // withoutUpdatedAt returns v's JSON without UpdatedAt, which an import does not

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -213,4 +214,68 @@ func TestAdminRevocationAcrossInstances(t *testing.T) {
 		return last.Status == http.StatusUnauthorized && unauthorizedReason(t, last) == "unknown"
 	})
 	a.call(t, http.StatusNotFound, "GET", "/keys/"+k.Key.ID, nil)
+}
+
+// Concurrent rotations of one key on two instances sharing Redis: a
+// rotation made from a copy of the key that another rotation has changed
+// meanwhile is refused (409) instead of being written, so every secret a
+// rotation returned works afterwards, on both instances. (Written last
+// writer wins, a rotation dropped the secrets of those just before it.)
+func TestAdminConcurrentRotationsLoseNoSecret(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t, 0)
+	cfg := Config{Global: redisControl(srv, "rotate:"), Site: apiKeySite(100000, false)}
+	insts := startInstances(t, 2, cfg)
+	apis := []*adminAPI{newAdminAPI(t, insts[0]), newAdminAPI(t, insts[1])}
+	k := apis[0].createKey(t, "rotated")
+	pollUntil(t, 5*time.Second, "B knowing the key", func() bool {
+		return apis[1].send(t, "GET", "/keys/"+k.Key.ID, "", nil).Status == http.StatusOK
+	})
+
+	// 8 a side: the admin client limit lets one client make 10 at once.
+	var mu sync.Mutex
+	secrets := []string{k.Secret}
+	conflicts := 0
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			r := apis[i%2].send(t, "POST", "/keys/"+k.Key.ID+"/rotate", "application/json", []byte(`{"grace":"1h"}`))
+			mu.Lock()
+			defer mu.Unlock()
+			switch r.Status {
+			case http.StatusOK:
+				var got issuedKey
+				if err := json.Unmarshal(r.Body, &got); err != nil || got.Secret == "" {
+					t.Errorf("rotation: %v %s", err, r.Body)
+				}
+				secrets = append(secrets, got.Secret)
+			case http.StatusConflict:
+				conflicts++
+			default:
+				t.Errorf("rotation: %d %s", r.Status, r.Body)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d rotations stored, %d refused as conflicts", len(secrets)-1, conflicts)
+	if len(secrets) < 2 {
+		t.Fatal("no rotation was stored")
+	}
+	for i, inst := range insts {
+		for j, secret := range secrets {
+			var last Response
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				last = inst.Get(t, "/", "X-API-Key", secret)
+				if last.Status == http.StatusOK {
+					break
+				}
+				if time.Now().After(deadline) {
+					exp := apis[0].send(t, "GET", "/export", "", nil)
+					t.Fatalf("instance %d refuses secret %d of %d: %d %s; export %s", i, j, len(secrets), last.Status, last.Body, exp.Body)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
 }

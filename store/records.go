@@ -35,6 +35,18 @@ type Records interface {
 	WatchRecords(ctx context.Context, fn func(kind, id string))
 }
 
+// RecordSwapper is a Records that can change a record only while it still
+// holds what its writer read, so that two instances changing one record at
+// once (one revokes an API key, another rotates it) cannot silently undo
+// each other: the second change fails instead, and its writer reads again.
+type RecordSwapper interface {
+	// SwapRecord sets record kind/id to value, or deletes it when value
+	// is nil, if it holds old now (nil: if there is none), and then
+	// notifies watchers as PutRecord does. swapped is false, and nothing
+	// is written, when the record holds something else.
+	SwapRecord(ctx context.Context, kind, id string, old, value []byte) (swapped bool, err error)
+}
+
 // Health is one store's state as the admin API reports it.
 type Health struct {
 	// Backend is the store module: "memory" or "redis".

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,9 @@ var errNoStorage = errors.New("the memory store has no storage for control recor
 // watches them.
 type records struct {
 	place atomic.Pointer[recordPlace]
+	// swap serialises SwapRecord's read and write in this process (the
+	// only writer a memory store has).
+	swap sync.Mutex
 
 	mu       sync.Mutex
 	watchers map[*watcher]struct{}
@@ -144,6 +148,26 @@ func (s *Store) PutRecord(ctx context.Context, kind, id string, value []byte) er
 	}
 	s.records.notify(change{kind, id})
 	return nil
+}
+
+// SwapRecord sets or deletes one record while it still holds old (see
+// store.RecordSwapper), and then tells the watchers. Swaps are serialised
+// in this process; a plain PutRecord or DeleteRecord is not held back by
+// them.
+func (s *Store) SwapRecord(ctx context.Context, kind, id string, old, value []byte) (bool, error) {
+	s.records.swap.Lock()
+	defer s.records.swap.Unlock()
+	cur, ok, err := s.LoadRecord(ctx, kind, id)
+	if err != nil {
+		return false, err
+	}
+	if ok != (old != nil) || ok && !bytes.Equal(cur, old) {
+		return false, nil
+	}
+	if value == nil {
+		return true, s.DeleteRecord(ctx, kind, id)
+	}
+	return true, s.PutRecord(ctx, kind, id, value)
 }
 
 // DeleteRecord removes one record, if there is one, and then tells the
@@ -292,4 +316,7 @@ func (w *watcher) run(remove func()) {
 }
 
 // Interface guards
-var _ store.Records = (*Store)(nil)
+var (
+	_ store.Records       = (*Store)(nil)
+	_ store.RecordSwapper = (*Store)(nil)
+)

@@ -51,6 +51,7 @@ func RunRecords(t *testing.T, open func(t *testing.T) store.Records) {
 		{"values come back byte for byte", byteForByte},
 		{"a watcher sees puts and deletes by kind and id", watcherSeesChanges},
 		{"a cancelled watcher is not called again", cancelledWatcher},
+		{"a swap writes only over the value its writer read", swapOnlyOverWhatWasRead},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,6 +207,49 @@ func watcherSeesChanges(t *testing.T, r store.Records) {
 		t.Fatal(err)
 	}
 	w.expect(t, kindKeys, "k1")
+}
+
+// swapOnlyOverWhatWasRead checks store.RecordSwapper, on stores that have
+// it: a swap creates, replaces and deletes only when the record holds what
+// the caller says, tells watchers only of the swaps that happened, and
+// otherwise leaves the record alone.
+func swapOnlyOverWhatWasRead(t *testing.T, r store.Records) {
+	sw, ok := r.(store.RecordSwapper)
+	if !ok {
+		t.Logf("%T cannot swap: a swap is a plain write there", r)
+		return
+	}
+	w := startWatch(t, r, t.Context())
+	swap := func(old, value []byte, want bool) {
+		t.Helper()
+		got, err := sw.SwapRecord(t.Context(), kindKeys, "s:1", old, value)
+		if err != nil || got != want {
+			t.Fatalf("SwapRecord(old %s, value %s) = %v, %v; want %v", brief(old), brief(value), got, err, want)
+		}
+		if want {
+			w.expect(t, kindKeys, "s:1")
+		}
+	}
+	absent := func() {
+		t.Helper()
+		if _, ok, err := r.LoadRecord(t.Context(), kindKeys, "s:1"); ok || err != nil {
+			t.Fatalf("the record exists (%v, %v); want none", ok, err)
+		}
+	}
+	swap([]byte("v0"), []byte("v1"), false) // nothing to replace
+	absent()
+	swap(nil, []byte("v1"), true) // create
+	wantRecord(t, r, kindKeys, "s:1", []byte("v1"))
+	swap(nil, []byte("v2"), false)          // it exists now
+	swap([]byte("v0"), []byte("v2"), false) // it holds v1
+	swap([]byte("v1x"), nil, false)         // a longer value is not a match
+	wantRecord(t, r, kindKeys, "s:1", []byte("v1"))
+	swap([]byte("v1"), []byte("v2"), true) // replace
+	wantRecord(t, r, kindKeys, "s:1", []byte("v2"))
+	swap([]byte("v2"), nil, true) // delete
+	absent()
+	swap([]byte("v2"), []byte("v3"), false) // gone
+	absent()
 }
 
 func cancelledWatcher(t *testing.T, r store.Records) {

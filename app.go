@@ -44,8 +44,8 @@ type App struct {
 	ControlStore string `json:"control_store,omitempty"`
 
 	// APIKeyRetention, when set, deletes each API key that has been
-	// revoked or expired for at least this long (checked every 30 s by
-	// every instance, audited as key.deleted by the system). Default: 0,
+	// revoked or expired for at least this long (checked every second by
+	// every instance, audited once as key.deleted by the system). Default: 0,
 	// keep such keys until they are deleted through the admin API.
 	// Example: "720h".
 	APIKeyRetention caddy.Duration `json:"api_key_retention,omitempty"`

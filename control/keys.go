@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -80,8 +81,8 @@ type Keys struct {
 }
 
 // SetRetention makes the registry delete each key that has been revoked
-// or expired for at least d, checked every tick (30 s); 0 keeps them until
-// they are deleted by hand. The registry outlives config reloads; each
+// or expired for at least d, checked every tick (every second); 0 keeps
+// them until they are deleted by hand. The registry outlives config reloads; each
 // config sets its own.
 func (k *Keys) SetRetention(d time.Duration) { k.retention.Store(int64(d)) }
 
@@ -343,8 +344,9 @@ const purgeTimeout = 10 * time.Second
 
 // purge deletes every key that stopped working at least the retention ago
 // (see SetRetention), each with a key.deleted audit event whose actor is
-// the system. Every instance purges; a key two instances delete at once is
-// audited by both. A store error leaves the key for the next tick.
+// the system. Every instance purges, but a deletion is a swap, so only the
+// instance that deleted a key audits it; the others' swaps find it gone
+// and skip it. A store error leaves the rest for the next tick.
 func (k *Keys) purge(ctx context.Context, now time.Time) {
 	keep := time.Duration(k.retention.Load())
 	if keep <= 0 {
@@ -359,7 +361,11 @@ func (k *Keys) purge(ctx context.Context, now time.Time) {
 		if end == nil || now.Sub(*end) < keep {
 			continue
 		}
-		if err := k.m.write(ctx, op{ref: ref{KindAPIKeys, id}, swap: true, old: e.raw}); err != nil {
+		err := k.m.write(ctx, op{ref: ref{KindAPIKeys, id}, swap: true, old: e.raw})
+		if errors.Is(err, ErrConflict) {
+			continue // another instance purged or changed it first
+		}
+		if err != nil {
 			k.opts.Logger.Warn("purging an API key failed; trying again later", zap.String("key_id", id), zap.Error(err))
 			return
 		}

@@ -263,6 +263,36 @@ func TestRetentionPurgesKeysThatStoppedWorking(t *testing.T) {
 	}
 }
 
+// Two instances purging at once: the deletion is a swap, so exactly one of
+// them deletes and audits the key, and the other skips it quietly.
+func TestRetentionPurgeIsAuditedOnce(t *testing.T) {
+	t.Parallel()
+	f, c := newFakeRecords(), newClock()
+	logA, logsA := newObserved()
+	logB, logsB := newObserved()
+	a, b := testKeys(t, f, c, logA), testKeys(t, f, c, logB)
+	_, info := mustCreate(t, a, KeySpec{Name: "old"})
+	if _, _, err := a.Revoke(bg, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b to see the revocation", func() bool {
+		got, err := b.Info(info.ID)
+		return err == nil && got.Status == StatusRevoked
+	})
+	c.Advance(2 * time.Hour)
+	a.SetRetention(time.Hour)
+	b.SetRetention(time.Hour)
+	eventually(t, "the purge", func() bool { return len(a.List()) == 0 && len(b.List()) == 0 })
+	time.Sleep(50 * time.Millisecond) // several more ticks on both
+	deleted := logsA.FilterField(zap.String("action", ActionKeyDeleted)).Len() + logsB.FilterField(zap.String("action", ActionKeyDeleted)).Len()
+	if deleted != 1 {
+		t.Errorf("%d key.deleted events across the two instances, want 1", deleted)
+	}
+	if n := logsA.FilterMessage("purging an API key failed; trying again later").Len() + logsB.FilterMessage("purging an API key failed; trying again later").Len(); n != 0 {
+		t.Errorf("%d purge warnings, want none", n)
+	}
+}
+
 // TestNoSecretInLogsOrErrors drives every path that logs or fails and scans
 // all the output for the tokens and their hashes.
 func TestNoSecretInLogsOrErrors(t *testing.T) {

@@ -314,6 +314,14 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 	cli("import", notDoc).fails(t, "is not an export document")
 
+	// keys delete: a working key is refused; a revoked one goes for good.
+	cli("keys", "delete", id).fails(t, "error: deleting API key "+id+": Conflict", "revoke it first")
+	cli("keys", "delete", second.Key.ID).ok(t, "Deleted API key "+second.Key.ID+".")
+	cli("keys", "show", second.Key.ID).fails(t, "error: showing API key "+second.Key.ID+": Not Found")
+	if got := c.Get(t, "/", "X-API-Key", second.Secret); got.Status != 401 || unauthorizedReason(t, got) != "unknown" {
+		t.Errorf("deleted key: %d %q", got.Status, got.Body)
+	}
+
 	// Usage errors and an address where nothing answers.
 	cli("keys", "show").fails(t, "Error:")
 	dead, err := freePorts(1)

@@ -41,7 +41,15 @@ func serverApp(t *testing.T, servers string) *App {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return app.(*App)
+	// ProvisionContext provisioned the apps in a root context this test
+	// cannot cancel, so cancel above cleans none of the handlers: release
+	// them here, or the next test in this process would share their
+	// pooled top-keys sketches (zones are pooled by name).
+	a := app.(*App)
+	for _, hr := range a.handlers() {
+		t.Cleanup(func() { _ = hr.h.Cleanup() })
+	}
+	return a
 }
 
 // twoServers has zone "api" on host api.test in server a (inside a

@@ -180,7 +180,7 @@ func TestRingShardDeathTouchesOnlyItsKeys(t *testing.T) {
 func TestSplitCallsTripOnlyTheHungShardsBreaker(t *testing.T) {
 	t.Parallel()
 	a, b, c := startRing(t)
-	const timeout, cooldown, failures = 40 * time.Millisecond, 10 * time.Second, 3
+	const timeout, cooldown, failures = 100 * time.Millisecond, 10 * time.Second, 3
 	s := New(c, Options{
 		KeyPrefix: fmt.Sprintf("t%d:split-breakers:", storeSeq.Add(1)),
 		Timeout:   caddy.Duration(timeout), OnFailure: OnFailureDeny,

@@ -62,7 +62,7 @@ func (a *App) provisionControl(ctx caddy.Context) error {
 		if err := cp.overrides.Start(bg); err != nil {
 			logger.Error("loading overrides failed; retrying in the background", zap.String("store", name), zap.Error(err))
 		}
-		go cp.reportOverrides(bg, overridesReportInterval)
+		go cp.reportGauges(bg, gaugesReportInterval)
 		return cp, nil
 	})
 	if err != nil {
@@ -83,13 +83,13 @@ func (a *App) cleanupControl() {
 	}
 }
 
-// overridesReportInterval is how often the overrides_active gauge is
-// refreshed.
-const overridesReportInterval = 2 * time.Second
+// gaugesReportInterval is how often the overrides_active and api_keys
+// gauges are refreshed.
+const gaugesReportInterval = 2 * time.Second
 
-// reportOverrides keeps the overrides_active gauge current until ctx is
-// done.
-func (cp *controlPlane) reportOverrides(ctx context.Context, every time.Duration) {
+// reportGauges keeps the overrides_active and api_keys gauges current
+// until ctx is done.
+func (cp *controlPlane) reportGauges(ctx context.Context, every time.Duration) {
 	initMetrics()
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -97,6 +97,10 @@ func (cp *controlPlane) reportOverrides(ctx context.Context, every time.Duration
 		zones, keys := cp.overrides.List()
 		metrics.overridesActive.WithLabelValues("zone").Set(float64(len(zones)))
 		metrics.overridesActive.WithLabelValues("key").Set(float64(len(keys)))
+		active, expired, revoked := cp.keys.Counts(time.Now())
+		metrics.apiKeys.WithLabelValues(control.StatusActive).Set(float64(active))
+		metrics.apiKeys.WithLabelValues(control.StatusExpired).Set(float64(expired))
+		metrics.apiKeys.WithLabelValues(control.StatusRevoked).Set(float64(revoked))
 		select {
 		case <-ctx.Done():
 			return

@@ -29,6 +29,8 @@ var metrics = struct {
 	apiKeyLookups *prometheus.CounterVec
 	// overridesActive reports the current config's active overrides.
 	overridesActive *prometheus.GaugeVec
+	// apiKeys reports the control store's API keys by status.
+	apiKeys *prometheus.GaugeVec
 }{}
 
 func initMetrics() {
@@ -58,13 +60,19 @@ func initMetrics() {
 			Name:      "overrides_active",
 			Help:      "Live overrides in force, by type (zone, key).",
 		}, []string{"type"})
+		metrics.apiKeys = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "caddy",
+			Subsystem: "rate_limit",
+			Name:      "api_keys",
+			Help:      "API keys in the control store, by status (active, expired, revoked).",
+		}, []string{"status"})
 	})
 }
 
 // registerMetrics registers the collectors on the config load's registry.
 func registerMetrics(ctx caddy.Context) error {
 	initMetrics()
-	return store.RegisterCollectors(ctx, metrics.decisions, metrics.latency, metrics.apiKeyLookups, metrics.overridesActive)
+	return store.RegisterCollectors(ctx, metrics.decisions, metrics.latency, metrics.apiKeyLookups, metrics.overridesActive, metrics.apiKeys)
 }
 
 // zoneCounters holds a zone's decision counters, resolved once so the

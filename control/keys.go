@@ -398,6 +398,22 @@ func (k *Keys) List() []KeyInfo {
 	return out
 }
 
+// Counts returns how many keys are active, expired and revoked at now,
+// without copying any.
+func (k *Keys) Counts(now time.Time) (active, expired, revoked int) {
+	for _, e := range k.m.load().byID {
+		switch statusOf(&e.rec, now) {
+		case StatusRevoked:
+			revoked++
+		case StatusExpired:
+			expired++
+		default:
+			active++
+		}
+	}
+	return active, expired, revoked
+}
+
 // Export returns every key record (hashes and metadata), oldest first.
 func (k *Keys) Export() []APIKey {
 	entries := k.sorted()

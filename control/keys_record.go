@@ -128,14 +128,9 @@ func keyInfo(rec *APIKey, now time.Time) KeyInfo {
 		ExpiresAt: clonePtr(rec.ExpiresAt),
 		RotatedAt: clonePtr(rec.RotatedAt),
 		RevokedAt: clonePtr(rec.RevokedAt),
-		Status:    StatusActive,
+		Status:    statusOf(rec, now),
 	}
-	switch {
-	case rec.RevokedAt != nil:
-		info.Status = StatusRevoked
-	case passed(rec.ExpiresAt, now):
-		info.Status = StatusExpired
-	default:
+	if info.Status == StatusActive {
 		for _, s := range rec.Secrets[min(1, len(rec.Secrets)):] {
 			if s.ExpiresAt != nil && s.ExpiresAt.After(now) &&
 				(info.GraceUntil == nil || s.ExpiresAt.After(*info.GraceUntil)) {
@@ -144,6 +139,17 @@ func keyInfo(rec *APIKey, now time.Time) KeyInfo {
 		}
 	}
 	return info
+}
+
+// statusOf is rec's status at now: revoked, expired or active.
+func statusOf(rec *APIKey, now time.Time) string {
+	switch {
+	case rec.RevokedAt != nil:
+		return StatusRevoked
+	case passed(rec.ExpiresAt, now):
+		return StatusExpired
+	}
+	return StatusActive
 }
 
 // cloneKey deep-copies rec, so a change to the copy never reaches the

@@ -283,6 +283,25 @@ func TestChangesFromAStaleCopyConflict(t *testing.T) {
 	}
 }
 
+func TestCountsByStatus(t *testing.T) {
+	t.Parallel()
+	f, c := newFakeRecords(), newClock()
+	k := testKeys(t, f, c, nil)
+	at := c.Now().Add(time.Minute)
+	mustCreate(t, k, KeySpec{Name: "active"})
+	mustCreate(t, k, KeySpec{Name: "expiring", ExpiresAt: &at})
+	_, revoked := mustCreate(t, k, KeySpec{Name: "revoked"})
+	if _, _, err := k.Revoke(bg, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	if a, e, r := k.Counts(c.Now()); a != 2 || e != 0 || r != 1 {
+		t.Errorf("Counts = %d active, %d expired, %d revoked; want 2, 0, 1", a, e, r)
+	}
+	if a, e, r := k.Counts(at); a != 1 || e != 1 || r != 1 {
+		t.Errorf("Counts at the expiry = %d active, %d expired, %d revoked; want 1, 1, 1", a, e, r)
+	}
+}
+
 func TestUnknownKeyIsNotFound(t *testing.T) {
 	t.Parallel()
 	k := testKeys(t, newFakeRecords(), newClock(), nil)

@@ -16,6 +16,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/ratewarden/ratewarden/control"
 )
 
 // family is what a caddy_rate_limit_* metric family must look like.
@@ -33,6 +35,7 @@ var (
 		"caddy_rate_limit_decision_duration_seconds": {dto.MetricType_HISTOGRAM, nil},
 		"caddy_rate_limit_api_key_lookups_total":     {dto.MetricType_COUNTER, []string{"result"}},
 		"caddy_rate_limit_overrides_active":          {dto.MetricType_GAUGE, []string{"type"}},
+		"caddy_rate_limit_api_keys":                  {dto.MetricType_GAUGE, []string{"status"}},
 		"caddy_rate_limit_memory_keys":               {dto.MetricType_GAUGE, []string{"store"}},
 	}
 	redisFamilies = map[string]family{
@@ -361,4 +364,20 @@ func TestMetricsWithARedisStore(t *testing.T) {
 	if n := value(t, after, "caddy_rate_limit_decisions_total", "zone", "metrics_redis_per_key", "outcome", "allowed"); n < distinct {
 		t.Errorf("%v allowed decisions, want at least %d", n, distinct)
 	}
+
+	// API keys by status, from the control store (Redis here): two
+	// created, one of them revoked.
+	var issued [2]struct {
+		Key control.KeyInfo `json:"key"`
+	}
+	for i := range issued {
+		adminCall(t, c, http.MethodPost, "/rate_limit/v1/keys", map[string]any{"name": fmt.Sprint("metrics-", i)}, &issued[i])
+	}
+	adminCall(t, c, http.MethodPost, "/rate_limit/v1/keys/"+issued[1].Key.ID+"/revoke", nil, nil)
+	pollUntil(t, 10*time.Second, "api_keys to show one active and one revoked key", func() bool {
+		fams := c.scrape(t)
+		return value(t, fams, "caddy_rate_limit_api_keys", "status", "active") == 1 &&
+			value(t, fams, "caddy_rate_limit_api_keys", "status", "revoked") == 1 &&
+			value(t, fams, "caddy_rate_limit_api_keys", "status", "expired") == 0
+	})
 }

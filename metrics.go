@@ -54,19 +54,19 @@ func initMetrics() {
 			Name:      "api_key_lookups_total",
 			Help:      "API key lookups by result (ok, missing, malformed, unknown, expired, revoked).",
 		}, []string{"result"})
-		metrics.overridesActive = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "caddy",
-			Subsystem: "rate_limit",
-			Name:      "overrides_active",
-			Help:      "Live overrides in force, by type (zone, key).",
-		}, []string{"type"})
-		metrics.apiKeys = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "caddy",
-			Subsystem: "rate_limit",
-			Name:      "api_keys",
-			Help:      "API keys in the control store, by status (active, expired, revoked).",
-		}, []string{"status"})
+		metrics.overridesActive = gaugeVec("overrides_active", "Live overrides in force, by type (zone, key).", "type")
+		metrics.apiKeys = gaugeVec("api_keys", "API keys in the control store, by status (active, expired, revoked).", "status")
 	})
+}
+
+// gaugeVec is a caddy_rate_limit_<name> gauge with the given labels.
+func gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "caddy",
+		Subsystem: "rate_limit",
+		Name:      name,
+		Help:      help,
+	}, labels)
 }
 
 // registerMetrics registers the collectors on the config load's registry.

@@ -116,22 +116,20 @@ func (s *Store) breakerFor(key string) *breaker {
 }
 
 // groupBreakers returns the breaker of each group's node (groups: keys'
-// indexes per hash tag, see split.go) when the groups live on more than
-// one node, and nil when they all live on first's, keys[0]'s, node.
-func (s *Store) groupBreakers(first *breaker, keys []string, groups [][]int) []*breaker {
+// indexes per hash tag, see split.go; the first group's is first, keys[0]'s)
+// and whether they are not all first. It returns nil without groups or
+// per-node breakers.
+func (s *Store) groupBreakers(first *breaker, keys []string, groups [][]int) (bs []*breaker, several bool) {
 	if s.g.nodes == nil || groups == nil {
-		return nil
+		return nil, false
 	}
-	bs := make([]*breaker, len(groups))
-	several := false
-	for g, idx := range groups {
-		bs[g] = s.breakerFor(keys[idx[0]])
+	bs = make([]*breaker, len(groups))
+	bs[0] = first
+	for g := 1; g < len(groups); g++ {
+		bs[g] = s.breakerFor(keys[groups[g][0]])
 		several = several || bs[g] != first
 	}
-	if !several {
-		return nil
-	}
-	return bs
+	return bs, several
 }
 
 // nodeBreaker returns the breaker of the node at addr, creating

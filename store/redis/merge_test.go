@@ -27,12 +27,13 @@ func command(keys []string, now any, dry int) []any {
 func TestMergeCommandsLaysOutOneBatch(t *testing.T) {
 	a := command([]string{"k1"}, "", 0)
 	b := command([]string{"k2", "k3"}, "", 0)
-	merged, sizes, ok := mergeCommands([][]any{a, b})
+	merged, ok := mergeCommands([][]any{a, b})
 	if !ok {
 		t.Fatal("two plain calls were not merged")
 	}
-	if !reflect.DeepEqual(sizes, []int{1, 2}) {
-		t.Errorf("sizes %v, want [1 2]", sizes)
+	// The mode word gives each call's number of requests.
+	if mode := merged[cmdKeys+3+2]; mode != "b1,2" {
+		t.Errorf("mode %v, want b1,2 (sizes 1 and 2)", mode)
 	}
 	want := []any{evalShaName, takeHash, int64(3), "k1", "k2", "k3", "", int64(1), "b1,2"}
 	want = append(want, a[cmdKeys+1+cmdHeader:]...)
@@ -54,7 +55,7 @@ func TestMergeCommandsRefusesCallsThatDiffer(t *testing.T) {
 		{"different times", [][]any{command([]string{"k1"}, int64(5), 0), command([]string{"k2"}, int64(6), 0)}},
 		{"a command of the wrong length", [][]any{command([]string{"k1"}, "", 0), command([]string{"k2"}, "", 0)[:8]}},
 	} {
-		if _, _, ok := mergeCommands(tc.cmds); ok {
+		if _, ok := mergeCommands(tc.cmds); ok {
 			t.Errorf("%s: merged", tc.name)
 		}
 	}

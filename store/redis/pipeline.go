@@ -352,7 +352,7 @@ func (b *batcher) exec(ctx context.Context, calls []*scriptCall, eval bool) []*s
 		for i, call := range calls {
 			cmds[i] = call.cmd
 		}
-		if merged, _, ok := mergeCommands(cmds); ok {
+		if merged, ok := mergeCommands(cmds); ok {
 			return b.execMerged(ctx, calls, merged, eval)
 		}
 	}

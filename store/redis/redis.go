@@ -132,14 +132,15 @@ func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms
 			groups = nil
 		}
 	}
-	if guards := s.groupBreakers(b, keys, groups); guards != nil {
+	nodes, several := s.groupBreakers(b, keys, groups)
+	if several {
 		// The groups live on several nodes: each runs under its own
 		// node's breaker (see split.go), and a failure falls back with the
 		// failing node's retry time.
-		err = s.takeSplit(ctx, time.Now().Add(s.timeout), reqs, keys, ids, out, groups, guards, &b)
+		err = s.takeSplit(ctx, time.Now().Add(s.timeout), reqs, keys, ids, out, groups, nodes, true, &b)
 	} else {
 		err = s.doScript(ctx, opTake, b, func(deadline time.Time) error {
-			return s.decide(ctx, deadline, b, reqs, keys, ids, out, groups)
+			return s.decide(ctx, deadline, b, reqs, keys, ids, out, groups, nodes)
 		})
 	}
 	if err != nil {
@@ -154,10 +155,10 @@ func (s *Store) take(ctx context.Context, reqs []store.Request, out []algorithms
 // decide runs the take script for reqs by deadline, split into groups
 // (keys' indexes per hash tag; nil for one) when the client routes keys to
 // several nodes but these groups' keys all live on one. b is the breaker
-// of keys[0] (see breakerFor).
-func (s *Store) decide(ctx context.Context, deadline time.Time, b *breaker, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, groups [][]int) error {
+// of keys[0] (see breakerFor), nodes each group's (see groupBreakers).
+func (s *Store) decide(ctx context.Context, deadline time.Time, b *breaker, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, groups [][]int, nodes []*breaker) error {
 	if groups != nil {
-		return s.takeSplit(ctx, deadline, reqs, keys, ids, out, groups, nil, nil)
+		return s.takeSplit(ctx, deadline, reqs, keys, ids, out, groups, nodes, false, nil)
 	}
 	return s.eval(ctx, deadline, b, reqs, keys, ids, out, false)
 }

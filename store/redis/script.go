@@ -150,51 +150,47 @@ func asEval(cmd []any) []any {
 }
 
 // mergeCommands returns the EVALSHA command that runs cmds, take script
-// commands built by Store.eval, as one batch (see the end of lua/take.lua),
-// and how many requests each of them has. It returns ok false when they
-// cannot be merged: a dry run, or calls with different times or TTLs (only
-// tests set those).
-func mergeCommands(cmds [][]any) (merged []any, sizes []int, ok bool) {
-	sizes = make([]int, len(cmds))
+// commands built by Store.eval, as one batch (see the end of lua/take.lua:
+// its mode word, 'b1,2', gives each call's number of requests). It returns
+// ok false when they cannot be merged: a dry run, or calls with different
+// times or TTLs (only tests set those).
+func mergeCommands(cmds [][]any) (merged []any, ok bool) {
 	total, words := 0, 0
 	var header []any
+	var mode strings.Builder
+	mode.Grow(2 * len(cmds))
+	mode.WriteByte('b')
 	for i, cmd := range cmds {
 		n, isInt := cmd[2].(int64)
 		if !isInt || len(cmd) != commandLen(int(n)) {
-			return nil, nil, false
+			return nil, false
 		}
 		h := cmd[cmdKeys+int(n) : cmdKeys+int(n)+cmdHeader]
 		if dry, _ := h[2].(int); dry != 0 {
-			return nil, nil, false
+			return nil, false
 		}
 		if header == nil {
 			header = h
 		} else if h[0] != header[0] || h[1] != header[1] {
-			return nil, nil, false
+			return nil, false
 		}
-		sizes[i] = int(n)
-		total += int(n)
-		words += len(cmd)
-	}
-	var mode strings.Builder
-	mode.Grow(2 * len(sizes))
-	mode.WriteByte('b')
-	for i, n := range sizes {
 		if i > 0 {
 			mode.WriteByte(',')
 		}
-		mode.WriteString(strconv.Itoa(n))
+		mode.WriteString(strconv.Itoa(int(n)))
+		total += int(n)
+		words += len(cmd)
 	}
 	merged = make([]any, 0, words)
 	merged = append(merged, evalShaName, takeHash, int64(total))
-	for i, cmd := range cmds {
-		merged = append(merged, cmd[cmdKeys:cmdKeys+sizes[i]]...)
+	for _, cmd := range cmds {
+		merged = append(merged, cmd[cmdKeys:cmdKeys+int(cmd[2].(int64))]...)
 	}
 	merged = append(merged, header[0], header[1], mode.String())
-	for i, cmd := range cmds {
-		merged = append(merged, cmd[cmdKeys+sizes[i]+cmdHeader:]...)
+	for _, cmd := range cmds {
+		merged = append(merged, cmd[cmdKeys+int(cmd[2].(int64))+cmdHeader:]...)
 	}
-	return merged, sizes, true
+	return merged, true
 }
 
 // appendArgs appends the script arguments of request r. The window is the

@@ -82,23 +82,28 @@ func pick(reqs []store.Request, keys []string, ids []algID, idx []int) subset {
 }
 
 // takeSplit decides a call whose keys have several hash tags; see above.
-// Under a caller's breaker, guards is nil. When the groups live on several
-// nodes, guards[g] is group g's node's breaker: each group's script calls
-// run under it, so that a dead node's timeouts count against its breaker
-// alone, and once it is open a call that needs that node falls to the
-// policy at once instead of waiting. Then failed is set to the breaker of
-// the group that failed.
-func (s *Store) takeSplit(ctx context.Context, deadline time.Time, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, groups [][]int, guards []*breaker, failed **breaker) error {
+// nodes[g], when nodes is not nil, is group g's node's breaker, whose
+// batcher sends the group's calls. With guard set (the groups live on
+// several nodes), each group's calls also run under that breaker, so that
+// a dead node's timeouts count against its breaker alone, and once it is
+// open a call that needs that node falls to the policy at once instead of
+// waiting; failed is then set to the breaker of the group that failed.
+// Without guard the caller's breaker guards the whole call.
+func (s *Store) takeSplit(ctx context.Context, deadline time.Time, reqs []store.Request, keys []string, ids []algID, out []algorithms.Decision, groups [][]int, nodes []*breaker, guard bool, failed **breaker) error {
 	subs := make([]subset, len(groups))
 	eval := func(g int, dry bool) error {
-		if guards == nil {
-			return s.evalGroup(ctx, deadline, nil, subs[g], groups[g], out, dry)
+		var b *breaker
+		if nodes != nil {
+			b = nodes[g]
 		}
-		err := s.guarded(ctx, opTake, guards[g], func() error {
-			return s.evalGroup(ctx, deadline, guards[g], subs[g], groups[g], out, dry)
+		if !guard {
+			return s.evalGroup(ctx, deadline, b, subs[g], groups[g], out, dry)
+		}
+		err := s.guarded(ctx, opTake, b, func() error {
+			return s.evalGroup(ctx, deadline, b, subs[g], groups[g], out, dry)
 		})
 		if err != nil {
-			*failed = guards[g]
+			*failed = b
 		}
 		return err
 	}

@@ -114,7 +114,7 @@ func serveRevokeKey(c *call) {
 		return
 	}
 	c.audit(control.ActionKeyRevoked, "api_key:"+id, before, after)
-	c.b.Emit(EventKeyRevoked, map[string]any{"key_id": after.ID, "name": after.Name, "owner": after.Owner, "tier": after.Tier})
+	c.b.Emit(EventKeyRevoked, keyEventData(after))
 	c.reply(http.StatusOK, after)
 }
 
@@ -136,6 +136,11 @@ func serveDeleteKey(c *call) {
 		return
 	}
 	c.audit(control.ActionKeyDeleted, "api_key:"+id, before, nil)
-	c.b.Emit(EventKeyDeleted, map[string]any{"key_id": before.ID, "name": before.Name, "owner": before.Owner, "tier": before.Tier})
+	c.b.Emit(EventKeyDeleted, keyEventData(before))
 	c.w.WriteHeader(http.StatusNoContent)
+}
+
+// keyEventData is the data of a key's Caddy events: its public identity.
+func keyEventData(k control.KeyInfo) map[string]any {
+	return map[string]any{"key_id": k.ID, "name": k.Name, "owner": k.Owner, "tier": k.Tier}
 }

@@ -313,18 +313,10 @@ func (k *Keys) Delete(ctx context.Context, id string) (KeyInfo, error) {
 	if ended(&e.rec, now) == nil {
 		return KeyInfo{}, fmt.Errorf("deleting API key %s: the key still works; revoke it first: %w", id, ErrConflict)
 	}
-	if err := k.m.write(ctx, op{ref: ref{KindAPIKeys, id}, swap: true, old: e.raw}); err != nil {
+	if err := k.write(ctx, id, e, nil); err != nil {
 		return KeyInfo{}, fmt.Errorf("deleting API key %s: %w", id, err)
 	}
 	return keyInfo(&e.rec, now), nil
-}
-
-// rawOf is e's stored record, or nil for no entry.
-func rawOf(e *keyEntry) []byte {
-	if e == nil {
-		return nil
-	}
-	return e.raw
 }
 
 // ended returns when rec stopped working: its revocation, else its expiry
@@ -361,7 +353,7 @@ func (k *Keys) purge(ctx context.Context, now time.Time) {
 		if end == nil || now.Sub(*end) < keep {
 			continue
 		}
-		err := k.m.write(ctx, op{ref: ref{KindAPIKeys, id}, swap: true, old: e.raw})
+		err := k.write(ctx, id, e, nil)
 		if errors.Is(err, ErrConflict) {
 			continue // another instance purged or changed it first
 		}
@@ -449,15 +441,25 @@ func (k *Keys) entry(id string) (*keyEntry, error) {
 	return nil, ErrNotFound
 }
 
-// save writes rec, a change of the key from, to the store and the local
-// mirror, only over the record from was read from (nil: only if there is
-// none); see mirror.write.
+// save writes rec, a change of the key from (nil for a new key); see write.
 func (k *Keys) save(ctx context.Context, from *keyEntry, rec APIKey) error {
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encoding record: %w", err)
 	}
-	return k.m.write(ctx, op{ref: ref{KindAPIKeys, rec.ID}, raw: raw, swap: true, old: rawOf(from)})
+	return k.write(ctx, rec.ID, from, raw)
+}
+
+// write sets key id's record to raw, or deletes it when raw is nil, in the
+// store and the local mirror, only over the record from was decoded from
+// (from nil: only if there is none), so that a change made from a copy
+// another instance has changed since is ErrConflict; see mirror.write.
+func (k *Keys) write(ctx context.Context, id string, from *keyEntry, raw []byte) error {
+	var old []byte
+	if from != nil {
+		old = from.raw
+	}
+	return k.m.write(ctx, op{ref: ref{KindAPIKeys, id}, raw: raw, swap: true, old: old})
 }
 
 // auditExpired emits ActionKeyExpired once per key (per process) whose
